@@ -1,0 +1,519 @@
+//! Starts and shares the real control plane.
+
+use std::{
+    fs,
+    io::Write,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, Config,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+const VERSIONS: &str = include_str!("../controlplane/versions.env");
+const BINARIES: [&str; 4] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kubectl",
+];
+const BUILD_SCRIPT: &str = "tests/controlplane/build.sh";
+
+/// A running control plane. Created once per test binary by [`control_plane`].
+pub struct ControlPlane {
+    dir: PathBuf,
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    /// `https://127.0.0.1:<port>`
+    pub server: String,
+    children: Mutex<Vec<(String, Child)>>,
+    reaper: Mutex<ChildStdin>,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// The control plane of this test binary, started on first use. Panics with a message that says
+/// what to do when it cannot start (binaries missing: run the build script).
+pub fn control_plane() -> &'static ControlPlane {
+    let started = CONTROL_PLANE.get_or_init(|| {
+        // Started on a thread of its own so that it can block and run its own runtime whatever
+        // runtime the calling test uses.
+        std::thread::spawn(ControlPlane::start)
+            .join()
+            .unwrap_or_else(|_| Err("control plane start panicked".into()))
+    });
+    match started {
+        Ok(cp) => cp,
+        Err(e) => panic!("the test control plane is not available: {e}"),
+    }
+}
+
+fn version(key: &str) -> String {
+    VERSIONS
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("{key} missing from tests/controlplane/versions.env"))
+}
+
+/// Where build.sh puts the binaries (kept in step with it).
+pub fn binary_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KUBE_OIDC_CONTROLPLANE_BIN") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("KUBE_OIDC_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/kube-oidc")
+        });
+    cache.join(format!(
+        "controlplane/k8s-{}-etcd-{}/bin",
+        version("K8S_VERSION"),
+        version("ETCD_VERSION")
+    ))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+struct Pki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    admin_cert: PathBuf,
+    admin_key: PathBuf,
+    sa_key: PathBuf,
+    sa_pub: PathBuf,
+}
+
+fn write_pki(dir: &Path) -> Result<Pki, String> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let e = |e: rcgen::Error| e.to_string();
+    let write = |name: &str, body: String| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    };
+
+    let ca_key = KeyPair::generate().map_err(e)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-oidc-test-ca");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(e)?;
+    let ca = write("ca.crt", ca_cert.pem())?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let server_key = KeyPair::generate().map_err(e)?;
+    let mut server = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "kubernetes".to_string(),
+        "kubernetes.default.svc".to_string(),
+    ])
+    .map_err(e)?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &issuer).map_err(e)?;
+
+    let admin_key = KeyPair::generate().map_err(e)?;
+    let mut admin = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    admin
+        .distinguished_name
+        .push(DnType::CommonName, "kube-oidc-test-admin");
+    admin
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
+    admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let admin_cert = admin.signed_by(&admin_key, &issuer).map_err(e)?;
+
+    let sa_key = KeyPair::generate().map_err(e)?;
+    Ok(Pki {
+        ca,
+        server_cert: write("apiserver.crt", server_cert.pem())?,
+        server_key: write("apiserver.key", server_key.serialize_pem())?,
+        admin_cert: write("admin.crt", admin_cert.pem())?,
+        admin_key: write("admin.key", admin_key.serialize_pem())?,
+        sa_key: write("sa.key", sa_key.serialize_pem())?,
+        sa_pub: write("sa.pub", sa_key.public_key_pem())?,
+    })
+}
+
+impl ControlPlane {
+    fn start() -> Result<ControlPlane, String> {
+        let bin = binary_dir();
+        let missing: Vec<&str> = BINARIES
+            .iter()
+            .copied()
+            .filter(|b| !bin.join(b).is_file())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "missing {} in {}; build them with `{BUILD_SCRIPT}` (it caches them there)",
+                missing.join(", "),
+                bin.display()
+            ));
+        }
+
+        let dir = tempfile::Builder::new()
+            .prefix("kube-oidc-cp-")
+            .tempdir()
+            .map_err(|e| e.to_string())?
+            .keep();
+        let reaper = spawn_reaper(&dir)?;
+        let pki = write_pki(&dir)?;
+
+        let etcd_port = free_port();
+        let peer_port = free_port();
+        let api_port = free_port();
+        let kcm_port = free_port();
+        let server = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = dir.join("kubeconfig");
+        fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    client-certificate: {cert}\n    client-key: {key}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: admin\n    namespace: default\ncurrent-context: test\n",
+                ca = pki.ca.display(),
+                cert = pki.admin_cert.display(),
+                key = pki.admin_key.display(),
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+
+        let cp = ControlPlane {
+            dir: dir.clone(),
+            bin: bin.clone(),
+            kubeconfig,
+            server,
+            children: Mutex::new(Vec::new()),
+            reaper: Mutex::new(reaper),
+        };
+
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        cp.spawn(
+            "etcd",
+            &[
+                "--name=default".into(),
+                format!("--data-dir={}", dir.join("etcd").display()),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=default={peer_url}"),
+                "--unsafe-no-fsync=true".into(),
+                "--log-level=warn".into(),
+            ],
+        )?;
+
+        let p = |p: &Path| p.display().to_string();
+        cp.spawn(
+            "kube-apiserver",
+            &[
+                format!("--etcd-servers={etcd_url}"),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                format!("--secure-port={api_port}"),
+                format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+                format!("--tls-cert-file={}", p(&pki.server_cert)),
+                format!("--tls-private-key-file={}", p(&pki.server_key)),
+                format!("--client-ca-file={}", p(&pki.ca)),
+                "--authorization-mode=Node,RBAC".into(),
+                "--service-account-issuer=https://kubernetes.default.svc".into(),
+                format!("--service-account-key-file={}", p(&pki.sa_pub)),
+                format!("--service-account-signing-key-file={}", p(&pki.sa_key)),
+                "--service-cluster-ip-range=10.96.0.0/24".into(),
+                "--allow-privileged=true".into(),
+                "--enable-priority-and-fairness=false".into(),
+                "--endpoint-reconciler-type=none".into(),
+                "--disable-admission-plugins=ServiceAccount".into(),
+            ],
+        )?;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let client = cp.wait_for_apiserver().await?;
+            install_crds(&client).await
+        })?;
+
+        // Started after the CRDs exist so that the garbage collector discovers them at once.
+        cp.spawn(
+            "kube-controller-manager",
+            &[
+                format!("--kubeconfig={}", p(&cp.kubeconfig)),
+                format!("--authentication-kubeconfig={}", p(&cp.kubeconfig)),
+                format!("--authorization-kubeconfig={}", p(&cp.kubeconfig)),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={kcm_port}"),
+                "--leader-elect=false".into(),
+                "--controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token"
+                    .into(),
+                format!("--service-account-private-key-file={}", p(&pki.sa_key)),
+                format!("--root-ca-file={}", p(&pki.ca)),
+                "--use-service-account-credentials=false".into(),
+            ],
+        )?;
+        eprintln!(
+            "test control plane: kube-apiserver {} up at {} (logs in {})",
+            version("K8S_VERSION"),
+            cp.server,
+            dir.display()
+        );
+        Ok(cp)
+    }
+
+    fn spawn(&self, name: &str, args: &[String]) -> Result<(), String> {
+        use std::os::unix::process::CommandExt;
+        let log =
+            fs::File::create(self.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(self.bin.join(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        // The reaper kills the whole process group when this process is gone.
+        writeln!(self.reaper.lock().expect("reaper lock"), "{}", child.id())
+            .map_err(|e| format!("reaper: {e}"))?;
+        self.children
+            .lock()
+            .expect("children lock")
+            .push((name.to_string(), child));
+        Ok(())
+    }
+
+    /// Reports a child that exited, with the end of its log.
+    fn check_children(&self) -> Result<(), String> {
+        let mut children = self.children.lock().expect("children lock");
+        for (name, child) in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "{name} exited ({status}); end of {}:\n{}",
+                    self.log_path(name).display(),
+                    tail(&self.log_path(name), 30)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_for_apiserver(&self) -> Result<Client, String> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            self.check_children()?;
+            match self.try_readyz().await {
+                Ok(client) => return Ok(client),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(format!(
+            "kube-apiserver not ready after 120 s: {last}; end of its log:\n{}",
+            tail(&self.log_path("kube-apiserver"), 30)
+        ))
+    }
+
+    async fn try_readyz(&self) -> Result<Client, String> {
+        let client = self.client_result().await?;
+        let req = http::Request::get("/readyz")
+            .body(Vec::new())
+            .map_err(|e| e.to_string())?;
+        let body = client.request_text(req).await.map_err(|e| e.to_string())?;
+        if body.trim() == "ok" {
+            Ok(client)
+        } else {
+            Err(body)
+        }
+    }
+
+    async fn client_result(&self) -> Result<Client, String> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).map_err(|e| e.to_string())?;
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Client::try_from(config).map_err(|e| e.to_string())
+    }
+
+    /// An admin (system:masters) client for the calling test's runtime.
+    pub async fn client(&self) -> Client {
+        self.client_result().await.expect("admin client")
+    }
+
+    /// The working directory (certificates, kubeconfig, logs, etcd data).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A kubeconfig with admin credentials, for child processes (`KUBECONFIG`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The log file of a control plane component.
+    pub fn log_path(&self, component: &str) -> PathBuf {
+        self.dir.join(format!("{component}.log"))
+    }
+
+    /// `kubectl` with the admin kubeconfig.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.bin.join("kubectl"));
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// A fresh namespace for one test.
+    pub async fn namespace(&self, prefix: &str) -> TestNamespace {
+        self.check_children().expect("control plane component died");
+        let client = self.client().await;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!("{prefix}-{:x}", nanos ^ std::process::id().rotate_left(16));
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
+        TestNamespace { client, name }
+    }
+}
+
+/// A namespace of one test and an admin client.
+pub struct TestNamespace {
+    pub client: Client,
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Deletes the namespace (tests that end cleanly call this; the control plane is discarded at
+    /// the end of the run anyway).
+    pub async fn delete(self) {
+        let _ = Api::<Namespace>::all(self.client)
+            .delete(&self.name, &DeleteParams::default())
+            .await;
+    }
+}
+
+/// A process that, once this test process is gone (its stdin closes), kills the process group of
+/// every pid written to it and removes the working directory: nothing is left behind after a
+/// panic, an abort or SIGKILL of the test binary.
+fn spawn_reaper(dir: &Path) -> Result<ChildStdin, String> {
+    use std::os::unix::process::CommandExt;
+    let script = r#"
+        pids=""
+        while read -r pid; do pids="$pids $pid"; done
+        for pid in $pids; do kill -TERM -- "-$pid" 2>/dev/null; done
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            alive=""
+            for pid in $pids; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+            [ -z "$alive" ] && break
+            sleep 0.5
+        done
+        for pid in $pids; do kill -KILL -- "-$pid" 2>/dev/null; done
+        [ -n "$KUBE_OIDC_KEEP_CONTROLPLANE" ] || rm -rf "$1"
+    "#;
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("reaper")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the reaper: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| "reaper has no stdin".to_string())
+}
+
+/// Applies the generated CRDs (the same objects as `crds/yaml/`) and waits until each is
+/// Established.
+pub async fn install_crds(client: &Client) -> Result<(), String> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let params = PatchParams::apply("kube-oidc-tests").force();
+    for crd in crds::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .map_err(|e| format!("apply CRD {name}: {e}"))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for crd in crds::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        loop {
+            let current = api.get(&name).await.map_err(|e| e.to_string())?;
+            if crd_established(&current) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("CRD {name} not Established after 30 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// True when the CRD has `Established=True`.
+pub fn crd_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}
