@@ -10,7 +10,9 @@
 pub mod cel;
 pub mod client;
 pub mod condition;
+pub mod keys;
 pub mod scope;
+pub mod secret;
 pub mod signing_key;
 pub mod validation;
 

@@ -1,43 +1,350 @@
 //! `kube-oidc-operator`: reconciles OidcClient, OidcScope and SigningKey.
 
+use std::{sync::Arc, time::Duration};
+
 use clap::Parser;
+use crds::{OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
+use futures::{FutureExt, StreamExt, future::Shared};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    core::DeserializeGuard,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        events::{Recorder, Reporter},
+        reflector::{self, Store},
+        watcher,
+    },
+};
+
+mod client;
+mod error;
+mod leader;
+mod metrics;
+mod scope;
+mod signing_key;
+mod status;
+
+pub use error::Error;
+
+/// Field manager of every write, and the name of the lease.
+pub const MANAGER: &str = "kube-oidc-operator";
+/// `app.kubernetes.io/managed-by` of the Secrets the operator creates.
+pub const MANAGED_BY: &str = "kube-oidc-operator";
 
 /// Reconciles kube-oidc's custom resources: validates clients, writes their credentials into
 /// Secrets, rotates signing keys, and reports status and Events.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "kube-oidc-operator", version, about)]
-struct Args {
-    /// Namespace of the provider: where SigningKeys, OidcScopes and the users Secret live.
+pub struct Args {
+    /// Namespace of the provider: where SigningKeys, OidcScopes and the leader lease live.
     #[arg(long, env = "KUBE_OIDC_NAMESPACE", default_value = "kube-oidc")]
-    namespace: String,
+    pub namespace: String,
 
     /// Namespaces whose OidcClients are accepted: a comma-separated list, or `*` for all.
-    #[arg(
-        long,
-        env = "KUBE_OIDC_CLIENT_NAMESPACES",
-        default_value = "*",
-        value_delimiter = ','
-    )]
-    client_namespaces: Vec<String>,
+    #[arg(long, env = "KUBE_OIDC_CLIENT_NAMESPACES", default_value = "*", value_delimiter = ',')]
+    pub client_namespaces: Vec<String>,
 
     /// Issuer URL written into each client's Secret (`issuer-url`).
-    #[arg(long, env = "KUBE_OIDC_ISSUER")]
-    issuer: Option<String>,
+    #[arg(long, env = "KUBE_OIDC_ISSUER", default_value = "http://127.0.0.1:8080")]
+    pub issuer: String,
 
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(
-        long,
-        env = "KUBE_OIDC_METRICS_LISTEN",
-        default_value = "127.0.0.1:9090"
-    )]
-    metrics_listen: String,
+    #[arg(long, env = "KUBE_OIDC_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub metrics_listen: String,
+
+    /// How long the previous client secret stays valid after `kubeoidc.dev/rotate-secret`.
+    #[arg(long, env = "KUBE_OIDC_SECRET_GRACE_PERIOD", default_value = "24h")]
+    pub secret_grace_period: kube::core::Duration,
+
+    /// Leader lease duration; a standby takes over this long after the leader stops renewing.
+    #[arg(long, env = "KUBE_OIDC_LEASE_DURATION", default_value = "15s")]
+    pub lease_duration: kube::core::Duration,
+
+    /// Name of this replica in the lease and in Events (default: the host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// Log format: `json` (in a cluster) or `text`.
+    #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    anyhow::bail!(
-        "the controllers are not implemented yet (namespace {}, client namespaces {:?}); see `kube-oidc-operator --help`",
-        args.namespace,
-        args.client_namespaces
-    )
+impl Args {
+    /// Whether OidcClients in `namespace` are accepted.
+    pub fn accepts_namespace(&self, namespace: &str) -> bool {
+        self.client_namespaces
+            .iter()
+            .any(|n| n == "*" || n == namespace)
+    }
 }
+
+/// An Api over the namespaces whose clients are accepted: one namespace, or all.
+pub fn client_api<K>(client: &Client, args: &Args) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match args.client_namespaces.as_slice() {
+        [only] if only != "*" => Api::namespaced(client.clone(), only),
+        _ => Api::all(client.clone()),
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<metrics::Metrics>,
+    pub args: Args,
+    pub clients: Store<DeserializeGuard<OidcClient>>,
+    pub scopes: Store<DeserializeGuard<OidcScope>>,
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+/// Common wrapper: metrics, malformed objects, and the error policy.
+async fn guarded<K, F, Fut>(
+    controller: &'static str,
+    obj: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
+{
+    let labels = metrics::ControllerLabels { controller };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let started = std::time::Instant::now();
+    let result = match &obj.0 {
+        Ok(o) => reconcile(Arc::new(o.clone()), ctx.clone()).await,
+        Err(invalid) => {
+            // A malformed object gets a condition and an Event; the controller moves on.
+            let name = invalid.metadata.name.clone().unwrap_or_default();
+            let ns = invalid.metadata.namespace.clone().unwrap_or_default();
+            let message = format!("the object cannot be read: {}; fix the manifest", invalid.error);
+            tracing::warn!(%ns, %name, kind = %K::kind(&()), %message);
+            let condition = status::condition("False", "InvalidObject", &message, invalid.metadata.generation);
+            let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+            let patch = serde_json::json!({"status": {"conditions": [condition]}});
+            let _ = api
+                .patch_status(
+                    &name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await;
+            ctx.metrics
+                .failures
+                .get_or_create(&metrics::FailureLabels { controller, reason: "InvalidObject" })
+                .inc();
+            Ok(Action::await_change())
+        }
+    };
+    ctx.metrics
+        .duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+fn error_policy<K: Resource>(controller: &'static str) -> impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action {
+    move |obj, error, ctx| {
+        let reason = error.metric_label();
+        ctx.metrics
+            .failures
+            .get_or_create(&metrics::FailureLabels { controller, reason })
+            .inc();
+        let name = obj.0.as_ref().map(|o| o.name_any()).unwrap_or_default();
+        tracing::warn!(controller, %name, %reason, error = %error, "reconcile failed");
+        // Conflicts are stale reads: retry soon. Anything else backs off.
+        if reason == "Conflict" {
+            Action::requeue(Duration::from_millis(200))
+        } else {
+            Action::requeue(Duration::from_secs(5))
+        }
+    }
+}
+
+fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(r: Result<T, E>) -> futures::future::Ready<()> {
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "controller");
+    }
+    futures::future::ready(())
+}
+
+type Shutdown = Shared<futures::future::BoxFuture<'static, ()>>;
+
+async fn run_controllers(client: Client, args: Args, metrics: Arc<metrics::Metrics>, shutdown: Shutdown, identity: String) {
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: Some(identity),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+
+    let client_controller = Controller::new(
+        client_api::<DeserializeGuard<OidcClient>>(&client, &args),
+        watcher::Config::default(),
+    );
+    let (scope_store, scope_writer) = reflector::store::<DeserializeGuard<OidcScope>>();
+    let scope_reflector = reflector::reflector(
+        scope_writer,
+        watcher(
+            Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), &args.namespace),
+            watcher::Config::default(),
+        ),
+    )
+    .applied_objects()
+    .for_each(|_| futures::future::ready(()));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder,
+        metrics: metrics.clone(),
+        args: args.clone(),
+        clients: client_controller.store(),
+        scopes: scope_store.clone(),
+    });
+
+    let sk_controller = Controller::new(
+        Api::<DeserializeGuard<SigningKey>>::namespaced(client.clone(), &args.namespace),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<Secret>::namespaced(client.clone(), &args.namespace),
+        watcher::Config::default().labels(SIGNING_KEY_LABEL),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        |o, c| guarded("signingkey", o, c, signing_key::reconcile),
+        error_policy("signingkey"),
+        ctx.clone(),
+    )
+    .for_each(log_result);
+
+    let clients_for_scopes = ctx.clients.clone();
+    let clients_for_conflicts = ctx.clients.clone();
+    let clients_for_secrets = ctx.clients.clone();
+    let client_controller = client_controller
+        .watches(
+            client_api::<Secret>(&client, &args),
+            watcher::Config::default(),
+            move |secret| client::clients_using_secret(&clients_for_secrets, &secret),
+        )
+        .watches(
+            Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), &args.namespace),
+            watcher::Config::default(),
+            move |scope| client::clients_using_scope(&clients_for_scopes, &scope),
+        )
+        .watches(
+            client_api::<DeserializeGuard<OidcClient>>(&client, &args),
+            watcher::Config::default(),
+            move |c| client::clients_sharing_id(&clients_for_conflicts, &c),
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |o, c| guarded("oidcclient", o, c, client::reconcile),
+            error_policy("oidcclient"),
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let scope_controller = Controller::new(
+        Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), &args.namespace),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        |o, c| guarded("oidcscope", o, c, scope::reconcile),
+        error_policy("oidcscope"),
+        ctx.clone(),
+    )
+    .for_each(log_result);
+
+    metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::select! {
+        _ = async { futures::join!(sk_controller, client_controller, scope_controller) } => {},
+        _ = scope_reflector => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_tracing(&args.log_format);
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+
+    let listener = tokio::net::TcpListener::bind(&args.metrics_listen).await?;
+    tracing::info!(addr = %args.metrics_listen, "serving /metrics, /healthz, /readyz");
+    let router = metrics::router(metrics.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "metrics server");
+        }
+    });
+
+    let shutdown: Shutdown = shutdown_signal().boxed().shared();
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "operator".into()),
+            std::process::id()
+        )
+    });
+    let election = leader::LeaderElection::new(
+        client.clone(),
+        &args.namespace,
+        MANAGER,
+        identity.clone(),
+        args.lease_duration.into(),
+    );
+    tokio::select! {
+        _ = election.acquire() => {},
+        _ = shutdown.clone() => return Ok(()),
+    }
+    let lost = tokio::select! {
+        _ = run_controllers(client.clone(), args.clone(), metrics.clone(), shutdown.clone(), identity) => false,
+        _ = election.hold() => true,
+    };
+    if lost {
+        // Another replica may be writing already: stop at once.
+        anyhow::bail!("leadership lost; exiting so that only the leader writes");
+    }
+    election.release().await;
+    Ok(())
+}
+
