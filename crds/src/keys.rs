@@ -6,9 +6,7 @@
 use aws_lc_rs::{
     encoding::AsDer,
     rsa::{KeyPair as RsaKeyPair, KeySize},
-    signature::{
-        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
-    },
+    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 
@@ -34,7 +32,9 @@ pub struct GeneratedKey {
 impl std::fmt::Debug for GeneratedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print private key material.
-        f.debug_struct("GeneratedKey").field("kid", &self.jwk.kid).finish()
+        f.debug_struct("GeneratedKey")
+            .field("kid", &self.jwk.kid)
+            .finish()
     }
 }
 
@@ -91,7 +91,8 @@ pub fn public_jwk(alg: Algorithm, pkcs8_pem: &str) -> Result<PublicJwk, KeyError
 }
 
 fn public_jwk_from_der(alg: Algorithm, der: &[u8]) -> Result<PublicJwk, KeyError> {
-    let malformed = |e: aws_lc_rs::error::KeyRejected| KeyError::Malformed(alg.as_str(), e.to_string());
+    let malformed =
+        |e: aws_lc_rs::error::KeyRejected| KeyError::Malformed(alg.as_str(), e.to_string());
     let mut jwk = match alg {
         Algorithm::RS256 | Algorithm::PS256 => {
             let key = RsaKeyPair::from_pkcs8(der).map_err(malformed)?;
@@ -109,7 +110,10 @@ fn public_jwk_from_der(alg: Algorithm, der: &[u8]) -> Result<PublicJwk, KeyError
             // Uncompressed point: 0x04 || x || y (SEC 1 §2.3.3).
             let point = key.public_key().as_ref();
             if point.len() != 65 || point[0] != 4 {
-                return Err(KeyError::Malformed(alg.as_str(), "unexpected EC point".into()));
+                return Err(KeyError::Malformed(
+                    alg.as_str(),
+                    "unexpected EC point".into(),
+                ));
             }
             PublicJwk {
                 kty: "EC".into(),
@@ -154,7 +158,10 @@ pub fn thumbprint(jwk: &PublicJwk) -> String {
             s(&jwk.x)
         ),
     };
-    B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()))
+    B64.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        canonical.as_bytes(),
+    ))
 }
 
 #[cfg(test)]
@@ -171,7 +178,10 @@ mod tests {
             e: Some("AQAB".into()),
             ..Default::default()
         };
-        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

@@ -197,7 +197,9 @@ pub struct SigningKeyStatusKey {
 }
 
 /// Where a key is in its life.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub enum KeyState {
     Next,
     Active,

@@ -11,14 +11,16 @@ use crds::{
     secret::{generate_secret, hash_secret, verify_secret},
 };
 use jiff::Timestamp;
-use k8s_openapi::{
-    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time,
-};
+use k8s_openapi::{ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
 use kube::{
     Api, Resource, ResourceExt,
     api::{ObjectMeta, PostParams},
     core::DeserializeGuard,
-    runtime::{controller::Action, events::EventType, reflector::{ObjectRef, Store}},
+    runtime::{
+        controller::Action,
+        events::EventType,
+        reflector::{ObjectRef, Store},
+    },
 };
 
 use crate::{
@@ -146,16 +148,28 @@ fn client_secret(client: &OidcClient, issuer: &str, secret_value: &str) -> Secre
             namespace: client.namespace(),
             labels: Some(BTreeMap::from([
                 (CLIENT_LABEL.to_string(), client.name_any()),
-                ("app.kubernetes.io/managed-by".to_string(), MANAGED_BY.to_string()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    MANAGED_BY.to_string(),
+                ),
             ])),
             owner_references: client.controller_owner_ref(&()).map(|o| vec![o]),
             ..Default::default()
         },
         type_: Some("Opaque".into()),
         data: Some(BTreeMap::from([
-            (KEY_CLIENT_ID.to_string(), ByteString(client.client_id().into_bytes())),
-            (KEY_CLIENT_SECRET.to_string(), ByteString(secret_value.as_bytes().to_vec())),
-            (KEY_ISSUER_URL.to_string(), ByteString(issuer.as_bytes().to_vec())),
+            (
+                KEY_CLIENT_ID.to_string(),
+                ByteString(client.client_id().into_bytes()),
+            ),
+            (
+                KEY_CLIENT_SECRET.to_string(),
+                ByteString(secret_value.as_bytes().to_vec()),
+            ),
+            (
+                KEY_ISSUER_URL.to_string(),
+                ByteString(issuer.as_bytes().to_vec()),
+            ),
         ])),
         ..Default::default()
     }
@@ -178,7 +192,11 @@ fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Check> {
     }
     let problems = crds::validation::validate_client(client);
     if let Some(first) = problems.first() {
-        let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let message = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         return Err(Check::Failed(first.reason.as_str(), message));
     }
     let id = client.client_id();
@@ -213,7 +231,11 @@ fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Check> {
             "UnknownScope",
             format!(
                 "scope(s) {} are neither built in nor defined by an OidcScope in namespace {}; create the OidcScope or remove them from spec.scopes",
-                unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                unknown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 ctx.args.namespace
             ),
         ));
@@ -238,7 +260,11 @@ pub async fn reconcile(client: Arc<OidcClient>, ctx: Arc<Context>) -> Result<Act
         if changed {
             status::publish(&ctx, client.as_ref(), EventType::Warning, reason, &message).await;
         }
-        status.conditions = status::ready(client.as_ref(), &current.conditions, Outcome::failed(reason, message));
+        status.conditions = status::ready(
+            client.as_ref(),
+            &current.conditions,
+            Outcome::failed(reason, message),
+        );
         status::apply(&api, client.as_ref(), &status).await?;
         return Ok(Action::await_change());
     }
@@ -258,7 +284,8 @@ pub async fn reconcile(client: Arc<OidcClient>, ctx: Arc<Context>) -> Result<Act
             Ok(()) => {
                 if let Some(prev) = &status.previous_secret {
                     requeue = Some(
-                        Duration::try_from(prev.expires_at.0.duration_since(now)).unwrap_or_default()
+                        Duration::try_from(prev.expires_at.0.duration_since(now))
+                            .unwrap_or_default()
                             + Duration::from_millis(50),
                     );
                 }
@@ -291,7 +318,9 @@ pub async fn reconcile(client: Arc<OidcClient>, ctx: Arc<Context>) -> Result<Act
         .await;
     }
     status::apply(&api, client.as_ref(), &status).await?;
-    Ok(requeue.map(Action::requeue).unwrap_or_else(Action::await_change))
+    Ok(requeue
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
 }
 
 type SecretOutcome = Result<(), (&'static str, String)>;
@@ -323,7 +352,10 @@ async fn reconcile_secret(
         status.previous_secret = None;
     }
 
-    let existing = secrets.get_opt(&name).await.map_err(Error::kube("get client Secret"))?;
+    let existing = secrets
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("get client Secret"))?;
     let value = match existing {
         None if client.spec.external_secret => {
             return Ok(Err((
@@ -349,7 +381,10 @@ async fn reconcile_secret(
                     format!("Secret {name} was deleted; a new client secret was generated into it"),
                 )
             } else {
-                ("SecretCreated", format!("client secret generated into Secret {name}"))
+                (
+                    "SecretCreated",
+                    format!("client secret generated into Secret {name}"),
+                )
             };
             status::publish(ctx, client, EventType::Normal, reason, &note).await;
             value
@@ -371,7 +406,9 @@ async fn reconcile_secret(
                     note = Some((
                         EventType::Warning,
                         "SecretRepaired",
-                        format!("Secret {name} had no {KEY_CLIENT_SECRET}; a new client secret was generated"),
+                        format!(
+                            "Secret {name} had no {KEY_CLIENT_SECRET}; a new client secret was generated"
+                        ),
                     ));
                 } else if rotate.is_some()
                     && status
@@ -422,7 +459,9 @@ async fn reconcile_secret(
                     None => {
                         return Ok(Err((
                             "SecretInvalid",
-                            format!("Secret {name} has no non-empty key {KEY_CLIENT_SECRET}; add it"),
+                            format!(
+                                "Secret {name} has no non-empty key {KEY_CLIENT_SECRET}; add it"
+                            ),
                         )));
                     }
                 }
@@ -435,7 +474,10 @@ async fn reconcile_secret(
 
     // A new value (generated, rotated, edited by hand or by an external tool): the old one stays
     // valid for the grace period so running applications can pick up the new one.
-    let matches = status.secret_hash.as_ref().is_some_and(|h| verify_secret(&value, h));
+    let matches = status
+        .secret_hash
+        .as_ref()
+        .is_some_and(|h| verify_secret(&value, h));
     if !matches {
         if let Some(old) = status.secret_hash.take() {
             let expires = now

@@ -43,15 +43,28 @@ pub struct Args {
     pub namespace: String,
 
     /// Namespaces whose OidcClients are accepted: a comma-separated list, or `*` for all.
-    #[arg(long, env = "KUBE_OIDC_CLIENT_NAMESPACES", default_value = "*", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_CLIENT_NAMESPACES",
+        default_value = "*",
+        value_delimiter = ','
+    )]
     pub client_namespaces: Vec<String>,
 
     /// Issuer URL written into each client's Secret (`issuer-url`).
-    #[arg(long, env = "KUBE_OIDC_ISSUER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_ISSUER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub issuer: String,
 
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "KUBE_OIDC_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
     pub metrics_listen: String,
 
     /// How long the previous client secret stays valid after `kubeoidc.dev/rotate-secret`.
@@ -104,8 +117,11 @@ pub struct Context {
 
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -153,9 +169,17 @@ where
             // A malformed object gets a condition and an Event; the controller moves on.
             let name = invalid.metadata.name.clone().unwrap_or_default();
             let ns = invalid.metadata.namespace.clone().unwrap_or_default();
-            let message = format!("the object cannot be read: {}; fix the manifest", invalid.error);
+            let message = format!(
+                "the object cannot be read: {}; fix the manifest",
+                invalid.error
+            );
             tracing::warn!(%ns, %name, kind = %K::kind(&()), %message);
-            let condition = status::condition("False", "InvalidObject", &message, invalid.metadata.generation);
+            let condition = status::condition(
+                "False",
+                "InvalidObject",
+                &message,
+                invalid.metadata.generation,
+            );
             let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
             let patch = serde_json::json!({"status": {"conditions": [condition]}});
             let _ = api
@@ -167,7 +191,10 @@ where
                 .await;
             ctx.metrics
                 .failures
-                .get_or_create(&metrics::FailureLabels { controller, reason: "InvalidObject" })
+                .get_or_create(&metrics::FailureLabels {
+                    controller,
+                    reason: "InvalidObject",
+                })
                 .inc();
             Ok(Action::await_change())
         }
@@ -179,7 +206,9 @@ where
     result
 }
 
-fn error_policy<K: Resource>(controller: &'static str) -> impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action {
+fn error_policy<K: Resource>(
+    controller: &'static str,
+) -> impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action {
     move |obj, error, ctx| {
         let reason = error.metric_label();
         ctx.metrics
@@ -197,7 +226,9 @@ fn error_policy<K: Resource>(controller: &'static str) -> impl Fn(Arc<Deserializ
     }
 }
 
-fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(r: Result<T, E>) -> futures::future::Ready<()> {
+fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(
+    r: Result<T, E>,
+) -> futures::future::Ready<()> {
     if let Err(e) = r {
         tracing::debug!(error = %e, "controller");
     }
@@ -206,7 +237,13 @@ fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(r: Result<T, E>) -> futu
 
 type Shutdown = Shared<futures::future::BoxFuture<'static, ()>>;
 
-async fn run_controllers(client: Client, args: Args, metrics: Arc<metrics::Metrics>, shutdown: Shutdown, identity: String) {
+async fn run_controllers(
+    client: Client,
+    args: Args,
+    metrics: Arc<metrics::Metrics>,
+    shutdown: Shutdown,
+    identity: String,
+) {
     let reporter = Reporter {
         controller: MANAGER.into(),
         instance: Some(identity),
@@ -292,7 +329,9 @@ async fn run_controllers(client: Client, args: Args, metrics: Arc<metrics::Metri
     )
     .for_each(log_result);
 
-    metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::select! {
         _ = async { futures::join!(sk_controller, client_controller, scope_controller) } => {},
         _ = scope_reflector => {},
@@ -347,4 +386,3 @@ async fn main() -> anyhow::Result<()> {
     election.release().await;
     Ok(())
 }
-

@@ -24,18 +24,34 @@ pub async fn reconcile(scope: Arc<OidcScope>, ctx: Arc<Context>) -> Result<Actio
     let outcome = if let Some(first) = problems.first() {
         Outcome::failed(
             first.reason.as_str(),
-            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
         )
     } else if let Some(other) = ctx
         .scopes
         .state()
         .iter()
         .filter_map(|g| g.0.as_ref().ok())
-        .filter(|s| s.namespace() == scope.namespace() && s.uid() != scope.uid() && s.scope() == value)
-        .min_by_key(|s| (s.metadata.creation_timestamp.as_ref().map(|t| t.0), s.name_any()))
+        .filter(|s| {
+            s.namespace() == scope.namespace() && s.uid() != scope.uid() && s.scope() == value
+        })
+        .min_by_key(|s| {
+            (
+                s.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                s.name_any(),
+            )
+        })
         .filter(|other| {
-            (other.metadata.creation_timestamp.as_ref().map(|t| t.0), other.name_any())
-                < (scope.metadata.creation_timestamp.as_ref().map(|t| t.0), scope.name_any())
+            (
+                other.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                other.name_any(),
+            ) < (
+                scope.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                scope.name_any(),
+            )
         })
     {
         Outcome::failed(
@@ -53,7 +69,8 @@ pub async fn reconcile(scope: Arc<OidcScope>, ctx: Arc<Context>) -> Result<Actio
     } else {
         Outcome::ready("Accepted", format!("scope {value} may be requested"))
     };
-    let was = crds::condition::find(&current.conditions, crds::condition::READY).map(|c| c.reason.clone());
+    let was = crds::condition::find(&current.conditions, crds::condition::READY)
+        .map(|c| c.reason.clone());
     let status = OidcScopeStatus {
         observed_generation: scope.metadata.generation,
         conditions: status::ready(scope.as_ref(), &current.conditions, outcome),
@@ -63,7 +80,14 @@ pub async fn reconcile(scope: Arc<OidcScope>, ctx: Arc<Context>) -> Result<Actio
         && c.status == "False"
         && was.as_deref() != Some(c.reason.as_str())
     {
-        status::publish(&ctx, scope.as_ref(), EventType::Warning, &c.reason, &c.message).await;
+        status::publish(
+            &ctx,
+            scope.as_ref(),
+            EventType::Warning,
+            &c.reason,
+            &c.message,
+        )
+        .await;
     }
     status::apply(&api, scope.as_ref(), &status).await?;
     Ok(Action::await_change())

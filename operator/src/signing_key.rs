@@ -15,11 +15,7 @@ use crds::{
     SigningKeyStatus, SigningKeyStatusKey, keys,
 };
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::{
-    ByteString,
-    api::core::v1::Secret,
-    apimachinery::pkg::apis::meta::v1::Time,
-};
+use k8s_openapi::{ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DeleteParams, ListParams, ObjectMeta, PostParams},
@@ -154,12 +150,17 @@ pub fn plan(
 
     keys.retain(|k| {
         let expired = k.state == KeyState::Retired
-            && k.retired_at.as_ref().is_none_or(|t| ts(t) + schedule.retain <= now);
+            && k.retired_at
+                .as_ref()
+                .is_none_or(|t| ts(t) + schedule.retain <= now);
         if expired {
             events.push((
                 EventType::Normal,
                 "KeyDeleted",
-                format!("retired key {} is past its retain time and was removed", k.kid),
+                format!(
+                    "retired key {} is past its retain time and was removed",
+                    k.kid
+                ),
             ));
         }
         !expired
@@ -198,7 +199,11 @@ pub fn plan(
                 state: KeyState::Active,
                 activated_at: now,
             });
-            observed_rotate = requests.rotate.as_ref().map(|(v, _)| v.clone()).or(observed_rotate);
+            observed_rotate = requests
+                .rotate
+                .as_ref()
+                .map(|(v, _)| v.clone())
+                .or(observed_rotate);
         }
         _ => {}
     }
@@ -278,11 +283,7 @@ pub fn plan(
 
 /// Secret name for a key: the SigningKey name and a hex prefix of the thumbprint.
 fn secret_name(signing_key: &str, kid: &str) -> String {
-    let hex: String = kid
-        .bytes()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = kid.bytes().take(6).map(|b| format!("{b:02x}")).collect();
     format!("{signing_key}-{hex}")
 }
 
@@ -337,9 +338,14 @@ fn requests(sk: &SigningKey, schedule: &Schedule) -> Requests {
                 .and_then(|p| p.parse::<kube::core::Duration>().ok())
                 .filter(|p| !p.is_negative())
                 .map(std::time::Duration::from)
-                .unwrap_or(DEFAULT_MANUAL_PREPUBLISH.min(
-                    schedule.prepublish.try_into().unwrap_or(DEFAULT_MANUAL_PREPUBLISH),
-                ));
+                .unwrap_or(
+                    DEFAULT_MANUAL_PREPUBLISH.min(
+                        schedule
+                            .prepublish
+                            .try_into()
+                            .unwrap_or(DEFAULT_MANUAL_PREPUBLISH),
+                    ),
+                );
             (
                 v.clone(),
                 SignedDuration::try_from(prepublish).unwrap_or(SignedDuration::ZERO),
@@ -377,10 +383,25 @@ pub async fn reconcile(sk: Arc<SigningKey>, ctx: Arc<Context>) -> Result<Action,
     // Validate.
     let problems = crds::validation::validate_signing_key(&sk.spec);
     if let Some(first) = problems.first() {
-        let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        status::publish(&ctx, &sk, EventType::Warning, first.reason.as_str(), &message).await;
+        let message = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        status::publish(
+            &ctx,
+            &sk,
+            EventType::Warning,
+            first.reason.as_str(),
+            &message,
+        )
+        .await;
         let mut st = sk.status.clone().unwrap_or_default();
-        st.conditions = status::ready(&sk, &st.conditions, Outcome::failed(first.reason.as_str(), message));
+        st.conditions = status::ready(
+            &sk,
+            &st.conditions,
+            Outcome::failed(first.reason.as_str(), message),
+        );
         st.observed_generation = sk.metadata.generation;
         status::apply::<SigningKey, _>(&keys_api, &sk, &st).await?;
         return Ok(Action::await_change());
@@ -414,7 +435,9 @@ pub async fn reconcile(sk: Arc<SigningKey>, ctx: Arc<Context>) -> Result<Action,
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 409 => {
-                return Err(Error::Internal(format!("key Secret {secret_name} already exists")));
+                return Err(Error::Internal(format!(
+                    "key Secret {secret_name} already exists"
+                )));
             }
             Err(e) => return Err(Error::kube("create key Secret")(e)),
         }
@@ -498,7 +521,10 @@ pub async fn reconcile(sk: Arc<SigningKey>, ctx: Arc<Context>) -> Result<Action,
                 ),
             ),
         );
-    } else if plan.events.iter().any(|(_, reason, _)| *reason == "KeyRotated")
+    } else if plan
+        .events
+        .iter()
+        .any(|(_, reason, _)| *reason == "KeyRotated")
         || crds::condition::find(&conditions, DEGRADED).is_none()
     {
         conditions = status::set(
@@ -548,9 +574,22 @@ fn plan_next_transition(
 ) -> Option<Timestamp> {
     let materials = keys
         .iter()
-        .map(|k| (k.secret_name.clone(), KeyMaterial::Valid { kid: k.kid.clone() }))
+        .map(|k| {
+            (
+                k.secret_name.clone(),
+                KeyMaterial::Valid { kid: k.kid.clone() },
+            )
+        })
         .collect();
-    plan(now, schedule, algorithm, status, &materials, &Requests::default()).next_transition
+    plan(
+        now,
+        schedule,
+        algorithm,
+        status,
+        &materials,
+        &Requests::default(),
+    )
+    .next_transition
 }
 
 /// How long until `t`, plus a little so the reconcile runs after the transition is due.
@@ -571,7 +610,10 @@ fn key_secret(
             namespace: sk.namespace(),
             labels: Some(BTreeMap::from([
                 (SIGNING_KEY_LABEL.to_string(), sk.name_any()),
-                ("app.kubernetes.io/managed-by".to_string(), MANAGED_BY.to_string()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    MANAGED_BY.to_string(),
+                ),
             ])),
             annotations: Some(BTreeMap::from([
                 (KID_ANNOTATION.to_string(), key.jwk.kid.clone()),
@@ -607,7 +649,13 @@ mod tests {
         retain: SignedDuration::from_secs(2),
     };
 
-    fn key(kid: &str, state: KeyState, created: i64, activated: Option<i64>, retired: Option<i64>) -> SigningKeyStatusKey {
+    fn key(
+        kid: &str,
+        state: KeyState,
+        created: i64,
+        activated: Option<i64>,
+        retired: Option<i64>,
+    ) -> SigningKeyStatusKey {
         SigningKeyStatusKey {
             kid: kid.into(),
             state,
@@ -626,7 +674,12 @@ mod tests {
 
     fn materials(keys: &[SigningKeyStatusKey]) -> BTreeMap<String, KeyMaterial> {
         keys.iter()
-            .map(|k| (k.secret_name.clone(), KeyMaterial::Valid { kid: k.kid.clone() }))
+            .map(|k| {
+                (
+                    k.secret_name.clone(),
+                    KeyMaterial::Valid { kid: k.kid.clone() },
+                )
+            })
             .collect()
     }
 
@@ -646,7 +699,13 @@ mod tests {
     #[test]
     fn first_key_is_active_at_once() {
         let p = run(0, vec![], Requests::default());
-        assert_eq!(p.generate, Some(NewKey { state: KeyState::Active, activated_at: t(0) }));
+        assert_eq!(
+            p.generate,
+            Some(NewKey {
+                state: KeyState::Active,
+                activated_at: t(0)
+            })
+        );
     }
 
     #[test]
@@ -656,7 +715,13 @@ mod tests {
         assert_eq!(p.generate, None);
         assert_eq!(p.next_transition, Some(t(4)));
         let p = run(4, vec![a], Requests::default());
-        assert_eq!(p.generate, Some(NewKey { state: KeyState::Next, activated_at: t(6) }));
+        assert_eq!(
+            p.generate,
+            Some(NewKey {
+                state: KeyState::Next,
+                activated_at: t(6)
+            })
+        );
     }
 
     #[test]
@@ -666,7 +731,13 @@ mod tests {
         let p = run(5, vec![a.clone(), b.clone()], Requests::default());
         assert_eq!(p.next_transition, Some(t(6)));
         let p = run(6, vec![a, b], Requests::default());
-        assert_eq!(states(&p), [("a".into(), KeyState::Retired), ("b".into(), KeyState::Active)]);
+        assert_eq!(
+            states(&p),
+            [
+                ("a".into(), KeyState::Retired),
+                ("b".into(), KeyState::Active)
+            ]
+        );
         assert_eq!(p.next_transition, Some(t(8)));
         let p = run(8, p.keys, Requests::default());
         assert_eq!(states(&p), [("b".into(), KeyState::Active)]);
@@ -678,7 +749,13 @@ mod tests {
         // prepublish time and the current key keeps signing until then.
         let a = key("a", KeyState::Active, 0, Some(0), None);
         let p = run(20, vec![a], Requests::default());
-        assert_eq!(p.generate, Some(NewKey { state: KeyState::Next, activated_at: t(22) }));
+        assert_eq!(
+            p.generate,
+            Some(NewKey {
+                state: KeyState::Next,
+                activated_at: t(22)
+            })
+        );
     }
 
     #[test]
@@ -689,7 +766,13 @@ mod tests {
             revoke_kid: None,
         };
         let p = run(1, vec![a], r);
-        assert_eq!(p.generate, Some(NewKey { state: KeyState::Next, activated_at: t(2) }));
+        assert_eq!(
+            p.generate,
+            Some(NewKey {
+                state: KeyState::Next,
+                activated_at: t(2)
+            })
+        );
         assert_eq!(p.observed_rotate.as_deref(), Some("now"));
     }
 
@@ -713,9 +796,22 @@ mod tests {
             keys: vec![a],
             ..Default::default()
         };
-        let p = plan(t(1), S, Algorithm::RS256, &status, &BTreeMap::new(), &Requests::default());
+        let p = plan(
+            t(1),
+            S,
+            Algorithm::RS256,
+            &status,
+            &BTreeMap::new(),
+            &Requests::default(),
+        );
         assert!(p.keys.is_empty());
-        assert_eq!(p.generate, Some(NewKey { state: KeyState::Active, activated_at: t(1) }));
+        assert_eq!(
+            p.generate,
+            Some(NewKey {
+                state: KeyState::Active,
+                activated_at: t(1)
+            })
+        );
         assert!(p.events.iter().any(|e| e.1 == "KeyMaterialMissing"));
 
         let mut m = BTreeMap::new();
@@ -734,7 +830,13 @@ mod tests {
             keys = p.keys;
             if let Some(new) = p.generate {
                 n += 1;
-                keys.push(key(&format!("k{n}"), new.state, now, Some(new.activated_at.as_second() - 1_700_000_000), None));
+                keys.push(key(
+                    &format!("k{n}"),
+                    new.state,
+                    now,
+                    Some(new.activated_at.as_second() - 1_700_000_000),
+                    None,
+                ));
             }
             let active = keys.iter().filter(|k| k.state == KeyState::Active).count();
             assert_eq!(active, 1, "at {now}: {keys:?}");
@@ -743,7 +845,10 @@ mod tests {
                     // Published at least prepublish before signing (the first key excepted).
                     let created = k.created_at.0;
                     let activated = k.activated_at.as_ref().unwrap().0;
-                    assert!(k.kid == "k1" || activated.duration_since(created) >= S.prepublish, "{k:?}");
+                    assert!(
+                        k.kid == "k1" || activated.duration_since(created) >= S.prepublish,
+                        "{k:?}"
+                    );
                 }
             }
         }

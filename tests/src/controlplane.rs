@@ -293,27 +293,39 @@ impl ControlPlane {
         Ok(cp)
     }
 
+    /// Starts the etcd / apiserver side only once; see [`control_plane`].
+    pub fn free_port() -> u16 {
+        free_port()
+    }
+
     fn spawn(&self, name: &str, args: &[String]) -> Result<(), String> {
-        use std::os::unix::process::CommandExt;
-        let log =
-            fs::File::create(self.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(self.bin.join(name))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        // The reaper kills the whole process group when this process is gone.
-        writeln!(self.reaper.lock().expect("reaper lock"), "{}", child.id())
-            .map_err(|e| format!("reaper: {e}"))?;
+        let mut cmd = Command::new(self.bin.join(name));
+        cmd.args(args);
+        let child = self.spawn_logged(name, cmd)?;
         self.children
             .lock()
             .expect("children lock")
             .push((name.to_string(), child));
         Ok(())
+    }
+
+    /// Starts a process in its own process group with stdout and stderr in `<dir>/<log>.log`,
+    /// registered with the reaper so it cannot outlive the test binary.
+    pub fn spawn_logged(&self, log: &str, mut cmd: Command) -> Result<Child, String> {
+        use std::os::unix::process::CommandExt;
+        let file = fs::File::create(self.log_path(log)).map_err(|e| e.to_string())?;
+        let err = file.try_clone().map_err(|e| e.to_string())?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {log}: {e}"))?;
+        // The reaper kills the whole process group when this process is gone.
+        writeln!(self.reaper.lock().expect("reaper lock"), "{}", child.id())
+            .map_err(|e| format!("reaper: {e}"))?;
+        Ok(child)
     }
 
     /// Reports a child that exited, with the end of its log.

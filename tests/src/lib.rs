@@ -8,5 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
 
 pub mod controlplane;
+pub mod operator;
 
 pub use controlplane::{ControlPlane, TestNamespace, control_plane};
+pub use operator::Operator;

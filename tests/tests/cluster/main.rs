@@ -18,6 +18,8 @@ use kube::{
 };
 use kube_oidc_tests::{control_plane, controlplane::crd_established};
 
+mod operator;
+
 fn examples_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
