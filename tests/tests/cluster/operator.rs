@@ -630,6 +630,25 @@ async fn bad_client_inputs_end_in_actionable_conditions() {
         ready_of(&clients.get("one").await.unwrap()).unwrap().status,
         "True"
     );
+    // The same outcome as an Event on the object, for `kubectl describe` and `kubectl events`.
+    let event = eventually(
+        "a ClientIdConflict Event",
+        Duration::from_secs(10),
+        || async {
+            let list = ns
+                .api::<k8s_openapi::api::events::v1::Event>()
+                .list(&ListParams::default())
+                .await
+                .ok()?;
+            list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some("ClientIdConflict")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("two")
+            })
+        },
+    )
+    .await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.note.unwrap_or_default().contains("spec.clientId"));
     clients
         .delete("one", &DeleteParams::default())
         .await
