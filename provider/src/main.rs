@@ -1,8 +1,20 @@
 //! `kube-oidc-provider`: serves OpenID Connect from watched resources or a folder of manifests.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
+use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
+
+mod config;
+mod http;
+mod kubernetes;
+mod manifests;
+mod metrics;
+mod oidc;
+mod pages;
+mod signing;
+mod store;
+mod users;
 
 /// Serves the OpenID Connect endpoints for the clients, scopes and signing keys defined as
 /// kube-oidc resources, watched in a cluster or read from a folder of manifests.
@@ -18,7 +30,7 @@ struct Args {
 
     /// Address the OpenID Connect endpoints listen on.
     #[arg(long, env = "KUBE_OIDC_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
+    listen: SocketAddr,
 
     /// Read OidcClient, OidcScope, SigningKey and Secret manifests from this folder instead of a
     /// cluster (standalone mode).
@@ -59,9 +71,13 @@ struct Args {
     #[arg(long, env = "KUBE_OIDC_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
-    /// Address of /metrics.
+    /// Also serve /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "KUBE_OIDC_METRICS_LISTEN")]
-    metrics_listen: Option<String>,
+    metrics_listen: Option<SocketAddr>,
+
+    /// Log format: `json` (in a cluster) or `text`.
+    #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", default_value = "json")]
+    log_format: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,24 +86,130 @@ enum Command {
     HashPassword,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    match args.command {
-        Some(Command::HashPassword) => anyhow::bail!("hash-password is not implemented yet"),
-        None => {
-            use clap::CommandFactory;
-            Args::command().print_help()?;
-            println!();
-            eprintln!(
-                "kube-oidc-provider: serving is not implemented yet (manifests: {:?}, listen {}, store {}, namespace {}, client namespaces {:?}, users secret {})",
-                args.manifests,
-                args.listen,
-                args.store,
-                args.namespace,
-                args.client_namespaces,
-                args.users_secret,
-            );
-            Ok(())
-        }
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
     }
 }
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "no password on stdin");
+    println!(
+        "{}",
+        users::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(Command::HashPassword) = args.command {
+        return hash_password();
+    }
+    init_tracing(&args.log_format);
+    anyhow::ensure!(
+        args.tls_cert.is_none(),
+        "--tls-cert is not supported yet: terminate TLS in front of the provider (Ingress) and set --issuer to the https URL"
+    );
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.listen))
+        .trim_end_matches('/')
+        .to_string();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let view: config::SharedView = Arc::new(ArcSwap::from_pointee(config::View::empty(&issuer)));
+    match &args.manifests {
+        Some(dir) => {
+            let loaded = manifests::load(dir, &issuer, &args.users_secret)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+            tracing::info!(
+                clients = loaded.clients.len(),
+                users = loaded.users.len(),
+                "loaded manifests"
+            );
+            metrics
+                .clients
+                .set(i64::try_from(loaded.clients.len()).unwrap_or(i64::MAX));
+            view.store(Arc::new(loaded));
+        }
+        None => {
+            let client = kube::Client::try_default().await?;
+            let settings = kubernetes::Settings {
+                issuer: issuer.clone(),
+                namespace: args.namespace.clone(),
+                client_namespaces: args.client_namespaces.clone(),
+                users_secret: args.users_secret.clone(),
+            };
+            tokio::spawn(kubernetes::run(
+                client,
+                settings,
+                view.clone(),
+                metrics.clone(),
+            ));
+        }
+    }
+    let store = if args.store == "memory" {
+        store::Store::memory()
+    } else if args.store.starts_with("redis://") || args.store.starts_with("rediss://") {
+        store::Store::redis(&args.store).await?
+    } else {
+        anyhow::bail!(
+            "--store must be memory or redis://HOST:PORT, not {}",
+            args.store
+        );
+    };
+    let state = Arc::new(http::AppState {
+        view,
+        store,
+        metrics,
+    });
+    let app = http::router(state.clone());
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(%issuer, listen = %args.listen, "serving OpenID Connect");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod http_tests;

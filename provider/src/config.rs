@@ -1,0 +1,254 @@
+//! The in-memory view every request reads: clients, scopes, signing keys, users, and the
+//! discovery document and JWKS rendered once per change.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
+use crds::{
+    AccessTokenFormat, Algorithm, BUILTIN_SCOPES, ConsentPolicy, GrantType, KeyState, OidcClient,
+    OidcScope, PublicJwk,
+};
+use serde_json::json;
+
+use crate::{
+    signing::{Signer, Verifier},
+    users::Users,
+};
+
+/// A client as the provider serves it.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub id: String,
+    pub name: String,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub require_pkce: bool,
+    pub scopes: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub consent: ConsentPolicy,
+    pub access_token_format: AccessTokenFormat,
+    pub alg: Algorithm,
+    pub access_token_ttl: Duration,
+    pub id_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Salted hashes of the secrets accepted now (current, and the previous one in its grace
+    /// period).
+    pub secret_hashes: Vec<String>,
+}
+
+impl ClientConfig {
+    pub fn from_resource(c: &OidcClient, secret_hashes: Vec<String>) -> Self {
+        let s = &c.spec;
+        Self {
+            id: c.client_id(),
+            name: s.display_name.clone().unwrap_or_else(|| c.client_id()),
+            public: s.type_ == crds::ClientType::Public,
+            redirect_uris: s.redirect_uris.clone(),
+            grant_types: s.grant_types.clone(),
+            require_pkce: s.require_pkce(),
+            scopes: s.scopes.clone(),
+            default_scopes: s.default_scopes().to_vec(),
+            consent: s.consent,
+            access_token_format: s.access_token_format,
+            alg: s.signing_algorithm,
+            access_token_ttl: s.access_token_ttl.into(),
+            id_token_ttl: s.id_token_ttl.into(),
+            refresh_token_ttl: s.refresh_token_ttl.into(),
+            secret_hashes,
+        }
+    }
+
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// Constant-time check of a presented secret against every accepted hash.
+    pub fn verify_secret(&self, secret: &str) -> bool {
+        let mut ok = false;
+        for h in &self.secret_hashes {
+            ok |= crds::secret::verify_secret(secret, h);
+        }
+        ok
+    }
+}
+
+/// A scope as served: built in or from an OidcScope.
+#[derive(Clone, Debug)]
+pub struct ScopeConfig {
+    pub description: String,
+    pub claims: Vec<String>,
+    pub audience: Option<String>,
+}
+
+/// A signing key as served.
+pub struct KeyInput {
+    pub jwk: PublicJwk,
+    pub state: KeyState,
+    /// The private key, for the Active key.
+    pub private_pem: Option<String>,
+    /// The rotation prepublish time of the key's SigningKey (bounds JWKS caching).
+    pub prepublish: Duration,
+}
+
+/// Everything a request needs, swapped atomically as a whole on every change.
+pub struct View {
+    pub issuer: String,
+    pub clients: HashMap<String, Arc<ClientConfig>>,
+    pub scopes: HashMap<String, ScopeConfig>,
+    pub signers: HashMap<Algorithm, Arc<Signer>>,
+    pub verifier: Verifier,
+    pub users: Users,
+    pub discovery: String,
+    pub jwks: String,
+    pub jwks_max_age: u64,
+    /// All sources have delivered their initial state.
+    pub synced: bool,
+}
+
+impl View {
+    pub fn empty(issuer: &str) -> Self {
+        build(issuer, Vec::new(), &[], Vec::new(), Users::default(), false)
+    }
+
+    pub fn client(&self, id: &str) -> Option<Arc<ClientConfig>> {
+        self.clients.get(id).cloned()
+    }
+
+    /// Ready to serve: synced, and a key can sign.
+    pub fn ready(&self) -> bool {
+        self.synced && !self.signers.is_empty()
+    }
+}
+
+pub type SharedView = Arc<ArcSwap<View>>;
+
+/// Builds the view and renders the documents served from it.
+pub fn build(
+    issuer: &str,
+    clients: Vec<ClientConfig>,
+    oidc_scopes: &[OidcScope],
+    keys: Vec<KeyInput>,
+    users: Users,
+    synced: bool,
+) -> View {
+    let mut scopes: HashMap<String, ScopeConfig> = BUILTIN_SCOPES
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_string(),
+                ScopeConfig {
+                    description: s.description.into(),
+                    claims: s.claims.iter().map(|c| c.to_string()).collect(),
+                    audience: None,
+                },
+            )
+        })
+        .collect();
+    for s in oidc_scopes {
+        let name = s.scope();
+        let entry = scopes.entry(name.clone()).or_insert_with(|| ScopeConfig {
+            description: String::new(),
+            claims: Vec::new(),
+            audience: None,
+        });
+        if !s.spec.description.is_empty() {
+            entry.description = s.spec.description.clone();
+        }
+        if crds::scope::builtin(&name).is_none() {
+            entry.claims = s.spec.claims.clone();
+        }
+        entry.audience = s.spec.audience.clone();
+    }
+
+    let mut signers = HashMap::new();
+    let mut published: Vec<&PublicJwk> = Vec::new();
+    let mut max_age = 3600u64;
+    for k in &keys {
+        published.push(&k.jwk);
+        // A relying party that caches the JWKS must see a new key before it signs.
+        max_age = max_age.min((k.prepublish.as_secs() / 2).max(1));
+        if k.state == KeyState::Active
+            && let Some(pem) = &k.private_pem
+            && let Some(alg) = k
+                .jwk
+                .alg
+                .as_deref()
+                .and_then(|a| serde_json::from_value::<Algorithm>(json!(a)).ok())
+        {
+            match Signer::from_pem(alg, &k.jwk.kid, pem) {
+                Ok(s) => {
+                    signers.insert(alg, Arc::new(s));
+                }
+                Err(e) => tracing::error!(error = %e, "signing key unusable"),
+            }
+        }
+    }
+    let verifier = Verifier::new(published.iter().copied());
+    let jwks = json!({ "keys": published }).to_string();
+
+    let mut algs: Vec<&str> = signers.keys().map(|a| a.as_str()).collect();
+    algs.sort_unstable();
+    let mut scope_names: Vec<&String> = scopes.keys().collect();
+    scope_names.sort();
+    let mut claims: Vec<&str> = scopes
+        .values()
+        .flat_map(|s| s.claims.iter().map(String::as_str))
+        .chain([
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "azp",
+            "sid",
+        ])
+        .collect();
+    claims.sort_unstable();
+    claims.dedup();
+    let e = |p: &str| format!("{issuer}{p}");
+    let discovery = json!({
+        "issuer": issuer,
+        "authorization_endpoint": e("/authorize"),
+        "token_endpoint": e("/token"),
+        "userinfo_endpoint": e("/userinfo"),
+        "jwks_uri": e("/jwks"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": scope_names,
+        "claims_supported": claims,
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "display_values_supported": ["page"],
+        "authorization_response_iss_parameter_supported": true,
+    })
+    .to_string();
+
+    View {
+        issuer: issuer.to_string(),
+        clients: clients
+            .into_iter()
+            .map(|c| (c.id.clone(), Arc::new(c)))
+            .collect(),
+        scopes,
+        signers,
+        verifier,
+        users,
+        discovery,
+        jwks,
+        jwks_max_age: max_age,
+        synced,
+    }
+}

@@ -1,0 +1,227 @@
+//! Cluster mode: reflectors over OidcClient, OidcScope, SigningKey, the labelled key Secrets and
+//! the users Secret feed one view, rebuilt (and the documents re-rendered) after each change.
+
+use std::{sync::Arc, time::Duration};
+
+use crds::{KeyState, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    core::DeserializeGuard,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, Store},
+        watcher,
+    },
+};
+use tokio::sync::mpsc;
+
+use crate::{
+    config::{self, ClientConfig, KeyInput, SharedView},
+    metrics::Metrics,
+    users::Users,
+};
+
+pub struct Settings {
+    pub issuer: String,
+    pub namespace: String,
+    pub client_namespaces: Vec<String>,
+    pub users_secret: String,
+}
+
+struct Watched<K: Resource + 'static>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store: Store<K>,
+    synced: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<K: Resource + Clone + 'static> Watched<K>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    fn is_ready(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn state(&self) -> Vec<Arc<K>> {
+        self.store.state()
+    }
+}
+
+fn watch<K>(api: Api<K>, config: watcher::Config, changed: mpsc::Sender<()>) -> Watched<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = synced.clone();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match &event {
+                Err(e) => tracing::warn!(error = %e, "watch"),
+                Ok(watcher::Event::InitDone) => {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed)
+                }
+                Ok(_) => {}
+            }
+            if changed.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    Watched { store, synced }
+}
+
+/// Watches the cluster and keeps `view` current. Runs until the process ends.
+pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: Arc<Metrics>) {
+    let (tx, mut rx) = mpsc::channel::<()>(1024);
+    let client_api: Api<DeserializeGuard<OidcClient>> = match settings.client_namespaces.as_slice()
+    {
+        [only] if only != "*" => Api::namespaced(client.clone(), only),
+        _ => Api::all(client.clone()),
+    };
+    let ns = settings.namespace.as_str();
+    let clients = watch(client_api, watcher::Config::default(), tx.clone());
+    let scopes = watch(
+        Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        tx.clone(),
+    );
+    let keys = watch(
+        Api::<DeserializeGuard<SigningKey>>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+        tx.clone(),
+    );
+    let key_secrets = watch(
+        Api::<Secret>::namespaced(client.clone(), ns),
+        watcher::Config::default().labels(SIGNING_KEY_LABEL),
+        tx.clone(),
+    );
+    let users_secret = watch(
+        Api::<Secret>::namespaced(client.clone(), ns),
+        watcher::Config::default().fields(&format!("metadata.name={}", settings.users_secret)),
+        tx,
+    );
+    let mut users = Users::default();
+    while rx.recv().await.is_some() {
+        // Coalesce a burst of events (a resync, a rotation touching several objects).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while rx.try_recv().is_ok() {}
+        let synced = clients.is_ready()
+            && scopes.is_ready()
+            && keys.is_ready()
+            && key_secrets.is_ready()
+            && users_secret.is_ready();
+        if let Some(secret) = users_secret.state().first() {
+            let yaml = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get("users.yaml"))
+                .and_then(|b| String::from_utf8(b.0.clone()).ok())
+                .unwrap_or_default();
+            match Users::parse(&yaml) {
+                Ok(u) => users = u,
+                Err(e) => {
+                    tracing::error!(error = %e, secret = %settings.users_secret, "users Secret rejected; keeping the previous users")
+                }
+            }
+        } else if users_secret.is_ready() {
+            users = Users::default();
+        }
+        let next = build(
+            &settings,
+            &clients,
+            &scopes,
+            &keys,
+            &key_secrets,
+            users.clone(),
+            synced,
+        );
+        metrics
+            .clients
+            .set(i64::try_from(next.clients.len()).unwrap_or(i64::MAX));
+        metrics.config_reloads.inc();
+        view.store(Arc::new(next));
+    }
+}
+
+fn build(
+    settings: &Settings,
+    clients: &Watched<DeserializeGuard<OidcClient>>,
+    scopes: &Watched<DeserializeGuard<OidcScope>>,
+    keys: &Watched<DeserializeGuard<SigningKey>>,
+    key_secrets: &Watched<Secret>,
+    users: Users,
+    synced: bool,
+) -> config::View {
+    let now = jiff::Timestamp::now();
+    let served: Vec<ClientConfig> = clients
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter_map(|c| {
+            let status = c.status.as_ref()?;
+            // Only what the operator accepted, for the current generation.
+            if !crds::condition::is_ready_for(&status.conditions, c.metadata.generation) {
+                return None;
+            }
+            let mut hashes: Vec<String> = status.secret_hash.iter().cloned().collect();
+            if let Some(prev) = &status.previous_secret
+                && prev.expires_at.0 > now
+            {
+                hashes.push(prev.hash.clone());
+            }
+            if c.spec.type_ == crds::ClientType::Confidential && hashes.is_empty() {
+                return None;
+            }
+            Some(ClientConfig::from_resource(c, hashes))
+        })
+        .collect();
+    let oidc_scopes: Vec<OidcScope> = scopes
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|s| {
+            s.status.as_ref().is_some_and(|st| {
+                crds::condition::is_ready_for(&st.conditions, s.metadata.generation)
+            })
+        })
+        .cloned()
+        .collect();
+    let mut inputs = Vec::new();
+    for sk in keys.state().iter().filter_map(|g| g.0.as_ref().ok()) {
+        let Some(status) = &sk.status else { continue };
+        for k in &status.keys {
+            let private_pem = (k.state == KeyState::Active)
+                .then(|| {
+                    key_secrets
+                        .state()
+                        .iter()
+                        .find(|s| s.name_any() == k.secret_name)
+                        .and_then(|s| s.data.as_ref()?.get("private.pem").cloned())
+                        .and_then(|b| String::from_utf8(b.0).ok())
+                })
+                .flatten();
+            inputs.push(KeyInput {
+                jwk: k.public_jwk.clone(),
+                state: k.state,
+                private_pem,
+                prepublish: Duration::from(sk.spec.rotation.prepublish),
+            });
+        }
+    }
+    config::build(
+        &settings.issuer,
+        served,
+        &oidc_scopes,
+        inputs,
+        users,
+        synced,
+    )
+}

@@ -1,0 +1,344 @@
+//! Short-lived protocol state: codes, refresh tokens, sessions, consents, revocations and
+//! throttling counters. `memory` for one replica, Redis for many. Keys of tokens are hashes of
+//! the tokens, never the tokens themselves; single use is an atomic take.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Where protocol state lives.
+#[derive(Clone)]
+pub enum Store {
+    Memory(Arc<MemoryStore>),
+    Redis(redis::aio::ConnectionManager),
+}
+
+const PREFIX: &str = "kube-oidc:";
+
+/// The store key for a token: its SHA-256, so a store dump reveals no usable token.
+pub fn token_key(kind: &str, token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    format!("{kind}:{}", B64.encode(digest.as_ref()))
+}
+
+fn ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Store {
+    pub fn memory() -> Self {
+        Store::Memory(Arc::new(MemoryStore::default()))
+    }
+
+    /// Connects to `redis://HOST:PORT[/DB]`; the connection manager reconnects by itself.
+    pub async fn redis(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let manager = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+        Ok(Store::Redis(manager))
+    }
+
+    pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.put(key, value, ttl);
+                Ok(())
+            }
+            Store::Redis(c) => {
+                let mut c = c.clone();
+                redis::cmd("SET")
+                    .arg(format!("{PREFIX}{key}"))
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ms(ttl))
+                    .query_async::<()>(&mut c)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.get(key)),
+            Store::Redis(c) => {
+                let mut c = c.clone();
+                Ok(redis::cmd("GET")
+                    .arg(format!("{PREFIX}{key}"))
+                    .query_async(&mut c)
+                    .await?)
+            }
+        }
+    }
+
+    /// Returns and removes the value in one step: of concurrent takers exactly one gets it.
+    pub async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.take(key)),
+            Store::Redis(c) => {
+                let mut c = c.clone();
+                Ok(redis::cmd("GETDEL")
+                    .arg(format!("{PREFIX}{key}"))
+                    .query_async(&mut c)
+                    .await?)
+            }
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.take(key);
+                Ok(())
+            }
+            Store::Redis(c) => {
+                let mut c = c.clone();
+                redis::cmd("DEL")
+                    .arg(format!("{PREFIX}{key}"))
+                    .query_async::<()>(&mut c)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Increments a counter that expires `ttl` after its first increment.
+    pub async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.incr(key, ttl)),
+            Store::Redis(c) => {
+                let mut c = c.clone();
+                let script = redis::Script::new(
+                    "local v = redis.call('INCR', KEYS[1]) \
+                     if v == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+                     return v",
+                );
+                Ok(script
+                    .key(format!("{PREFIX}{key}"))
+                    .arg(ms(ttl))
+                    .invoke_async(&mut c)
+                    .await?)
+            }
+        }
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(c) => {
+                let mut c = c.clone();
+                redis::cmd("PING").query_async::<()>(&mut c).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The in-process store. Its lock is never held across an await.
+#[derive(Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn put(&self, key: &str, value: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        // Sweep expired entries now and then, so memory follows live state.
+        if entries.len() % 1024 == 1023 {
+            entries.retain(|_, (_, exp)| *exp > now);
+        }
+        entries.insert(key.to_string(), (value.to_string(), now + ttl));
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        let entries = self.lock();
+        entries
+            .get(key)
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(v, _)| v.clone())
+    }
+
+    fn take(&self, key: &str) -> Option<String> {
+        self.lock()
+            .remove(key)
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(v, _)| v)
+    }
+
+    fn incr(&self, key: &str, ttl: Duration) -> u64 {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let entry = entries
+            .entry(key.to_string())
+            .or_insert_with(|| ("0".into(), now + ttl));
+        if entry.1 <= now {
+            *entry = ("0".into(), now + ttl);
+        }
+        let n = entry.0.parse::<u64>().unwrap_or(0) + 1;
+        entry.0 = n.to_string();
+        n
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The suite every store passes.
+    pub async fn suite(store: &Store) {
+        let k = token_key("code", &format!("suite-{:?}", Instant::now()));
+        assert_eq!(store.get(&k).await.unwrap(), None);
+        store.put(&k, "v1", Duration::from_secs(10)).await.unwrap();
+        assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("v1"));
+        assert_eq!(store.take(&k).await.unwrap().as_deref(), Some("v1"));
+        assert_eq!(store.take(&k).await.unwrap(), None, "taken twice");
+
+        // Expiry by TTL.
+        store
+            .put(&k, "short", Duration::from_millis(100))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(store.get(&k).await.unwrap(), None);
+        assert_eq!(store.take(&k).await.unwrap(), None);
+
+        // Exactly one of many concurrent takers wins.
+        for round in 0..20 {
+            let key = format!("{k}-race-{round}");
+            store
+                .put(&key, "once", Duration::from_secs(10))
+                .await
+                .unwrap();
+            let takers: Vec<_> = (0..8)
+                .map(|_| {
+                    let s = store.clone();
+                    let key = key.clone();
+                    tokio::spawn(async move { s.take(&key).await.unwrap() })
+                })
+                .collect();
+            let mut won = 0;
+            for t in takers {
+                won += usize::from(t.await.unwrap().is_some());
+            }
+            assert_eq!(won, 1, "round {round}");
+        }
+
+        // Counters with a window.
+        let c = format!("{k}-counter");
+        assert_eq!(store.incr(&c, Duration::from_millis(300)).await.unwrap(), 1);
+        assert_eq!(store.incr(&c, Duration::from_millis(300)).await.unwrap(), 2);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(store.incr(&c, Duration::from_millis(300)).await.unwrap(), 1);
+
+        store.put(&k, "x", Duration::from_secs(5)).await.unwrap();
+        store.delete(&k).await.unwrap();
+        assert_eq!(store.get(&k).await.unwrap(), None);
+        store.ping().await.unwrap();
+    }
+
+    #[test]
+    fn token_keys_are_hashes() {
+        let k = token_key("code", "secret-code");
+        assert!(k.starts_with("code:"));
+        assert!(!k.contains("secret-code"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_store_passes_the_suite() {
+        suite(&Store::memory()).await;
+    }
+
+    /// A real redis-server on a free loopback port, stopped when dropped.
+    pub struct RedisServer {
+        child: std::process::Child,
+        pub url: String,
+        _dir: std::path::PathBuf,
+    }
+
+    impl RedisServer {
+        pub fn start() -> RedisServer {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = std::env::temp_dir().join(format!("kube-oidc-redis-{port}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+                .args(["--appendonly", "no", "--dir"])
+                .arg(&dir)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is required (apt-get install redis-server; tests/run installs it)");
+            let url = format!("redis://127.0.0.1:{port}");
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            RedisServer {
+                child,
+                url,
+                _dir: dir,
+            }
+        }
+
+        pub fn stop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            self.stop();
+            let _ = std::fs::remove_dir_all(&self._dir);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_store_passes_the_suite() {
+        let server = RedisServer::start();
+        let store = Store::redis(&server.url).await.expect("connect to redis");
+        suite(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_dead_redis_is_an_error_not_a_hang() {
+        let mut server = RedisServer::start();
+        let store = Store::redis(&server.url).await.unwrap();
+        server.stop();
+        let started = Instant::now();
+        let err = store.get("anything").await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,218 @@
+//! The users directory: a YAML list in a Secret (cluster) or a file (standalone).
+
+use std::{collections::HashMap, sync::Arc};
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use serde::Deserialize;
+
+/// One user, as written in `users.yaml`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    pub password_hash: String,
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub family_name: Option<String>,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    #[serde(default)]
+    pub phone_number_verified: Option<bool>,
+    #[serde(default)]
+    pub address: Option<serde_json::Value>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl User {
+    /// The stable subject: `sub`, else derived from the username.
+    pub fn subject(&self) -> String {
+        self.sub.clone().unwrap_or_else(|| {
+            let digest = aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                format!("kube-oidc:user:{}", self.username).as_bytes(),
+            );
+            B64.encode(&digest.as_ref()[..16])
+        })
+    }
+
+    /// Every claim this user has, by name (OpenID Connect Core §5.1 names).
+    pub fn claims(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::Value;
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v);
+            }
+        };
+        put("sub", Some(Value::String(self.subject())));
+        put("name", self.name.clone().map(Value::String));
+        put("given_name", self.given_name.clone().map(Value::String));
+        put("family_name", self.family_name.clone().map(Value::String));
+        put(
+            "preferred_username",
+            Some(Value::String(
+                self.preferred_username
+                    .clone()
+                    .unwrap_or_else(|| self.username.clone()),
+            )),
+        );
+        put("email", self.email.clone().map(Value::String));
+        put(
+            "email_verified",
+            self.email
+                .as_ref()
+                .map(|_| Value::Bool(self.email_verified.unwrap_or(false))),
+        );
+        put("phone_number", self.phone_number.clone().map(Value::String));
+        put(
+            "phone_number_verified",
+            self.phone_number
+                .as_ref()
+                .map(|_| Value::Bool(self.phone_number_verified.unwrap_or(false))),
+        );
+        put("address", self.address.clone());
+        put(
+            "groups",
+            Some(Value::Array(
+                self.groups.iter().cloned().map(Value::String).collect(),
+            )),
+        );
+        for (k, v) in &self.claims {
+            m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        m
+    }
+}
+
+/// Users by name and by subject.
+#[derive(Default, Clone)]
+pub struct Users {
+    by_name: HashMap<String, Arc<User>>,
+    by_sub: HashMap<String, Arc<User>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error("users file is not a YAML list of users: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("user {0} is listed twice")]
+    Duplicate(String),
+    #[error(
+        "user {0}: passwordHash is not an argon2 PHC string (make one with `kube-oidc-provider hash-password`)"
+    )]
+    BadHash(String),
+}
+
+impl Users {
+    pub fn parse(yaml: &str) -> Result<Self, UsersError> {
+        let list: Vec<User> = if yaml.trim().is_empty() {
+            Vec::new()
+        } else {
+            serde_yaml::from_str(yaml)?
+        };
+        let mut users = Users::default();
+        for user in list {
+            if PasswordHash::new(&user.password_hash).is_err() {
+                return Err(UsersError::BadHash(user.username));
+            }
+            let user = Arc::new(user);
+            if users
+                .by_name
+                .insert(user.username.clone(), user.clone())
+                .is_some()
+            {
+                return Err(UsersError::Duplicate(user.username.clone()));
+            }
+            users.by_sub.insert(user.subject(), user);
+        }
+        Ok(users)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<Arc<User>> {
+        self.by_name.get(name).cloned()
+    }
+
+    pub fn by_sub(&self, sub: &str) -> Option<Arc<User>> {
+        self.by_sub.get(sub).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+}
+
+/// An argon2id PHC string for `password`.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let salt = SaltString::encode_b64(&bytes)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+/// A PHC string that matches no password, verified for unknown users so that a wrong username
+/// takes as long as a wrong password.
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Checks a password; CPU-heavy, so call it from a blocking thread.
+pub fn verify_password(user: Option<&User>, password: &str) -> bool {
+    let dummy = DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default());
+    let phc = user.map(|u| u.password_hash.as_str()).unwrap_or(dummy);
+    let ok = PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    ok && user.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parse_and_verify() {
+        let hash = hash_password("s3cret").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        let users = Users::parse(&format!(
+            "- username: alice\n  passwordHash: \"{hash}\"\n  email: alice@example.com\n  emailVerified: true\n  groups: [admins]\n  claims: {{department: platform}}\n"
+        ))
+        .unwrap();
+        let alice = users.by_name("alice").unwrap();
+        assert!(verify_password(Some(&alice), "s3cret"));
+        assert!(!verify_password(Some(&alice), "wrong"));
+        assert!(!verify_password(None, "s3cret"));
+        let claims = alice.claims();
+        assert_eq!(claims["email_verified"], true);
+        assert_eq!(claims["department"], "platform");
+        assert_eq!(claims["groups"][0], "admins");
+        assert_eq!(users.by_sub(&alice.subject()).unwrap().username, "alice");
+        assert!(matches!(
+            Users::parse("- username: bob\n  passwordHash: plain\n"),
+            Err(UsersError::BadHash(_))
+        ));
+    }
+}
