@@ -1135,7 +1135,7 @@ async fn login_is_csrf_protected_and_throttled() {
 
 #[tokio::test]
 async fn a_dead_redis_gets_a_protocol_error() {
-    let mut redis = crate::store::tests::RedisServer::start();
+    let mut redis = kube_oidc_tests::RedisServer::start();
     let store = Store::redis(&redis.url).await.unwrap();
     let h = harness_with(store);
     redis.stop();

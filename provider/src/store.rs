@@ -206,7 +206,7 @@ impl MemoryStore {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
@@ -274,66 +274,16 @@ pub(crate) mod tests {
         suite(&Store::memory()).await;
     }
 
-    /// A real redis-server on a free loopback port, stopped when dropped.
-    pub struct RedisServer {
-        child: std::process::Child,
-        pub url: String,
-        _dir: std::path::PathBuf,
-    }
-
-    impl RedisServer {
-        pub fn start() -> RedisServer {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let dir = std::env::temp_dir().join(format!("kube-oidc-redis-{port}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            let child = std::process::Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(["--appendonly", "no", "--dir"])
-                .arg(&dir)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("redis-server is required (apt-get install redis-server; tests/run installs it)");
-            let url = format!("redis://127.0.0.1:{port}");
-            for _ in 0..100 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            RedisServer {
-                child,
-                url,
-                _dir: dir,
-            }
-        }
-
-        pub fn stop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Drop for RedisServer {
-        fn drop(&mut self) {
-            self.stop();
-            let _ = std::fs::remove_dir_all(&self._dir);
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_store_passes_the_suite() {
-        let server = RedisServer::start();
+        let server = kube_oidc_tests::RedisServer::start();
         let store = Store::redis(&server.url).await.expect("connect to redis");
         suite(&store).await;
     }
 
     #[tokio::test]
     async fn a_dead_redis_is_an_error_not_a_hang() {
-        let mut server = RedisServer::start();
+        let mut server = kube_oidc_tests::RedisServer::start();
         let store = Store::redis(&server.url).await.unwrap();
         server.stop();
         let started = Instant::now();

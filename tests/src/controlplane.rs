@@ -37,7 +37,6 @@ pub struct ControlPlane {
     /// `https://127.0.0.1:<port>`
     pub server: String,
     children: Mutex<Vec<(String, Child)>>,
-    reaper: Mutex<ChildStdin>,
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -188,7 +187,7 @@ impl ControlPlane {
             .tempdir()
             .map_err(|e| e.to_string())?
             .keep();
-        let reaper = spawn_reaper(&dir)?;
+        reap_dir(&dir)?;
         let pki = write_pki(&dir)?;
 
         let etcd_port = free_port();
@@ -214,7 +213,6 @@ impl ControlPlane {
             kubeconfig,
             server,
             children: Mutex::new(Vec::new()),
-            reaper: Mutex::new(reaper),
         };
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
@@ -309,23 +307,9 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Starts a process in its own process group with stdout and stderr in `<dir>/<log>.log`,
-    /// registered with the reaper so it cannot outlive the test binary.
-    pub fn spawn_logged(&self, log: &str, mut cmd: Command) -> Result<Child, String> {
-        use std::os::unix::process::CommandExt;
-        let file = fs::File::create(self.log_path(log)).map_err(|e| e.to_string())?;
-        let err = file.try_clone().map_err(|e| e.to_string())?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start {log}: {e}"))?;
-        // The reaper kills the whole process group when this process is gone.
-        writeln!(self.reaper.lock().expect("reaper lock"), "{}", child.id())
-            .map_err(|e| format!("reaper: {e}"))?;
-        Ok(child)
+    /// Starts a process with its output in `<dir>/<log>.log`; see [`spawn_reaped`].
+    pub fn spawn_logged(&self, log: &str, cmd: Command) -> Result<Child, String> {
+        spawn_reaped(cmd, &self.log_path(log))
     }
 
     /// Reports a child that exited, with the end of its log.
@@ -456,39 +440,90 @@ impl TestNamespace {
     }
 }
 
+static REAPER: OnceLock<Result<Mutex<ChildStdin>, String>> = OnceLock::new();
+
 /// A process that, once this test process is gone (its stdin closes), kills the process group of
-/// every pid written to it and removes the working directory: nothing is left behind after a
+/// every `pid` line written to it and removes every `dir` line: nothing is left behind after a
 /// panic, an abort or SIGKILL of the test binary.
-fn spawn_reaper(dir: &Path) -> Result<ChildStdin, String> {
+fn reaper() -> Result<&'static Mutex<ChildStdin>, String> {
+    REAPER
+        .get_or_init(|| {
+            use std::os::unix::process::CommandExt;
+            let script = r#"
+                pids=""; dirs=""
+                while read -r kind value; do
+                    case "$kind" in
+                        pid) pids="$pids $value" ;;
+                        dir) dirs="$dirs $value" ;;
+                    esac
+                done
+                for pid in $pids; do kill -TERM -- "-$pid" 2>/dev/null; done
+                for _ in 1 2 3 4 5 6 7 8 9 10; do
+                    alive=""
+                    for pid in $pids; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+                    [ -z "$alive" ] && break
+                    sleep 0.5
+                done
+                for pid in $pids; do kill -KILL -- "-$pid" 2>/dev/null; done
+                if [ -z "$KUBE_OIDC_KEEP_CONTROLPLANE" ]; then
+                    for dir in $dirs; do rm -rf "$dir"; done
+                fi
+            "#;
+            let mut child = Command::new("bash")
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .map_err(|e| format!("cannot start the reaper: {e}"))?;
+            child
+                .stdin
+                .take()
+                .map(Mutex::new)
+                .ok_or_else(|| "reaper has no stdin".to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A directory for the logs of processes started without a control plane, removed by the
+/// reaper at the end (kept with `KUBE_OIDC_KEEP_CONTROLPLANE=1`).
+pub fn scratch_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("kube-oidc-test-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        reap_dir(&dir).expect("reaper");
+        dir
+    })
+}
+
+fn reap_dir(dir: &Path) -> Result<(), String> {
+    let mut reaper = reaper()?.lock().map_err(|e| e.to_string())?;
+    writeln!(reaper, "dir {}", dir.display()).map_err(|e| format!("reaper: {e}"))
+}
+
+/// Starts a process in its own process group with stdout and stderr in `log`, registered with
+/// the reaper so that it cannot outlive the test binary.
+pub fn spawn_reaped(mut cmd: Command, log: &Path) -> Result<Child, String> {
     use std::os::unix::process::CommandExt;
-    let script = r#"
-        pids=""
-        while read -r pid; do pids="$pids $pid"; done
-        for pid in $pids; do kill -TERM -- "-$pid" 2>/dev/null; done
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            alive=""
-            for pid in $pids; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
-            [ -z "$alive" ] && break
-            sleep 0.5
-        done
-        for pid in $pids; do kill -KILL -- "-$pid" 2>/dev/null; done
-        [ -n "$KUBE_OIDC_KEEP_CONTROLPLANE" ] || rm -rf "$1"
-    "#;
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .arg("reaper")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let file = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = file.try_clone().map_err(|e| e.to_string())?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start the reaper: {e}"))?;
-    child
-        .stdin
-        .take()
-        .ok_or_else(|| "reaper has no stdin".to_string())
+        .map_err(|e| format!("cannot start {}: {e}", log.display()))?;
+    let mut reaper = reaper()?.lock().map_err(|e| e.to_string())?;
+    writeln!(reaper, "pid {}", child.id()).map_err(|e| format!("reaper: {e}"))?;
+    Ok(child)
 }
 
 /// Applies the generated CRDs (the same objects as `crds/yaml/`) and waits until each is

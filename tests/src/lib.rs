@@ -9,6 +9,10 @@
 
 pub mod controlplane;
 pub mod operator;
+pub mod provider;
+pub mod redis;
 
 pub use controlplane::{ControlPlane, TestNamespace, control_plane};
 pub use operator::Operator;
+pub use provider::Provider;
+pub use redis::RedisServer;

@@ -19,6 +19,7 @@ use kube::{
 use kube_oidc_tests::{control_plane, controlplane::crd_established};
 
 mod operator;
+mod provider;
 
 fn examples_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")

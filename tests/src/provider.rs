@@ -1,0 +1,95 @@
+//! Runs `kube-oidc-provider` as a real process.
+
+use std::{
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    ControlPlane,
+    controlplane::{scratch_dir, spawn_reaped},
+    operator::{http_get, workspace_binary},
+};
+
+/// A running provider; killed when dropped.
+pub struct Provider {
+    child: Child,
+    pub port: u16,
+    pub issuer: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Provider {
+    /// Standalone, from a folder of manifests.
+    pub fn standalone(manifests: &std::path::Path, store: &str) -> Provider {
+        let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
+        cmd.arg("--manifests")
+            .arg(manifests)
+            .args(["--store", store]);
+        Self::start(cmd, "standalone")
+    }
+
+    /// In a cluster: watches `namespace` for keys and scopes, and its clients.
+    pub fn in_cluster(cp: &ControlPlane, namespace: &str, store: &str) -> Provider {
+        let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
+        cmd.env("KUBECONFIG", cp.kubeconfig())
+            .args(["--namespace", namespace, "--client-namespaces", namespace])
+            .args(["--store", store]);
+        Self::start(cmd, namespace)
+    }
+
+    fn start(mut cmd: Command, name: &str) -> Provider {
+        let port = ControlPlane::free_port();
+        let issuer = format!("http://127.0.0.1:{port}");
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--issuer",
+            &issuer,
+        ])
+        .args(["--log-format", "text"])
+        .env("RUST_LOG", "info,kube_client=warn,kube_runtime=warn");
+        let log = scratch_dir().join(format!("provider-{name}-{port}.log"));
+        let child = spawn_reaped(cmd, &log).expect("start provider");
+        Provider {
+            child,
+            port,
+            issuer,
+            log,
+        }
+    }
+
+    /// Waits until /readyz answers 200 (synced, a key signs, the store answers).
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((200, _)) = http_get(self.port, "/readyz") {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("provider exited ({status}): {}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "provider not ready after {timeout:?}: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

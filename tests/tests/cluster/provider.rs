@@ -1,0 +1,409 @@
+//! The provider as a real process: standalone from examples/local, against the real control
+//! plane with the operator, and two replicas sharing one real Redis.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use crds::{OidcClient, SigningKey};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube_oidc_tests::{Operator, Provider, RedisServer, control_plane};
+use serde_json::Value;
+
+use crate::operator::eventually;
+
+fn examples_local() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/local")
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_string()
+}
+
+fn pkce() -> (String, String) {
+    let verifier = B64.encode(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            .to_be_bytes(),
+    ) + "-verifier-of-enough-length-0123456789";
+    let challenge = B64.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    (verifier, challenge)
+}
+
+fn query(location: &str) -> HashMap<String, String> {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+async fn jwks(base: &str) -> Vec<Value> {
+    let v: Value = reqwest::get(format!("{base}/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["keys"].as_array().unwrap().clone()
+}
+
+/// Verifies a JWT against the provider's published JWKS, independently of the provider's code.
+async fn verify(base: &str, token: &str, audience: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let keys = jwks(base).await;
+    let jwk = keys
+        .iter()
+        .find(|k| k["kid"].as_str() == header.kid.as_deref())
+        .unwrap_or_else(|| panic!("kid {:?} not in JWKS", header.kid));
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[base]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .unwrap_or_else(|e| panic!("token does not verify: {e}"))
+        .claims
+}
+
+/// Sign-in and consent as a browser would, without a browser; returns the redirect Location.
+async fn browser_sign_in(
+    c: &reqwest::Client,
+    authorize: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let page = c.get(authorize).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let base = authorize.split("/authorize").next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    let r = c
+        .post(format!("{base}/login"))
+        .form(&[
+            ("request", field(&html, "request")),
+            ("csrf", field(&html, "csrf")),
+            ("username", user.into()),
+            ("password", password.into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let r = if r.status() == 200 {
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("name=\"decision\""),
+            "expected the consent page: {html}"
+        );
+        c.post(format!("{base}/consent"))
+            .form(&[
+                ("request", field(&html, "request")),
+                ("csrf", field(&html, "csrf")),
+                ("decision", "approve".into()),
+            ])
+            .send()
+            .await
+            .unwrap()
+    } else {
+        r
+    };
+    assert_eq!(r.status(), 303);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn standalone_code_flow_with_pkce_from_examples_local() {
+    let mut p = Provider::standalone(&examples_local(), "memory");
+    p.wait_ready(Duration::from_secs(30));
+    let base = p.issuer.clone();
+    let c = http();
+    let discovery: Value = c
+        .get(p.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], base.as_str());
+
+    let (verifier, challenge) = pkce();
+    let authorize = format!(
+        "{base}/authorize?response_type=code&client_id=demo&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcallback&scope=openid%20email%20profile%20offline_access&state=xyz&nonce=abc&code_challenge={challenge}&code_challenge_method=S256"
+    );
+    let location = browser_sign_in(&c, &authorize, "alice", "demo-password").await;
+    assert!(location.starts_with("http://127.0.0.1:8000/callback?"));
+    let q = query(&location);
+    assert_eq!(q["state"], "xyz");
+    assert_eq!(q["iss"], base);
+    let t: Value = c
+        .post(p.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("redirect_uri", "http://127.0.0.1:8000/callback"),
+            ("client_id", "demo"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = verify(&base, t["id_token"].as_str().unwrap(), "demo").await;
+    assert_eq!(id["nonce"], "abc");
+    assert_eq!(id["email"], "alice@example.com");
+    assert_eq!(id["name"], "Alice Example");
+    let ui: Value = c
+        .get(p.url("/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ui["sub"], id["sub"]);
+    assert_eq!(ui["email_verified"], true);
+    let r: Value = c
+        .post(p.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ("client_id", "demo"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["access_token"].is_string(), "{r}");
+
+    // The service client of the example.
+    let cc: Value = c
+        .post(p.url("/token"))
+        .basic_auth("reports", Some("reports-demo-secret-change-me"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = verify(
+        &base,
+        cc["access_token"].as_str().unwrap(),
+        "https://orders.example.com",
+    )
+    .await;
+    assert_eq!(at["scope"], "orders:read");
+}
+
+async fn client_credentials(base: &str, id: &str, secret: &str) -> reqwest::Response {
+    http()
+        .post(format!("{base}/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn provider_serves_what_the_operator_accepts_and_follows_key_rotation() {
+    let cp = control_plane();
+    let ns = cp.namespace("provider").await;
+    let _op = Operator::start(cp, &ns.name, "a", &[]);
+    let key: SigningKey = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: SigningKey\nmetadata: {name: main}\nspec:\n  rotation: {interval: 1h, prepublish: 4s, retain: 30m}\n",
+    )
+    .unwrap();
+    ns.api::<SigningKey>()
+        .create(&PostParams::default(), &key)
+        .await
+        .unwrap();
+    let mut p = Provider::in_cluster(cp, &ns.name, "memory");
+    p.wait_ready(Duration::from_secs(30));
+    let base = p.issuer.clone();
+
+    let applied = Instant::now();
+    let client: OidcClient = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: svc}\nspec:\n  grantTypes: [client_credentials]\n  scopes: [groups]\n",
+    )
+    .unwrap();
+    ns.api::<OidcClient>()
+        .create(&PostParams::default(), &client)
+        .await
+        .unwrap();
+    let secret = eventually("the client's Secret", Duration::from_secs(10), || async {
+        ns.api::<Secret>().get_opt("svc-oidc").await.ok()?
+    })
+    .await;
+    let data = secret.data.unwrap();
+    let id = String::from_utf8(data["client-id"].0.clone()).unwrap();
+    let value = String::from_utf8(data["client-secret"].0.clone()).unwrap();
+    let token = eventually(
+        "a token for the new client",
+        Duration::from_secs(10),
+        || async {
+            let r = client_credentials(&base, &id, &value).await;
+            if r.status() == 200 {
+                r.json::<Value>().await.ok()
+            } else {
+                None
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "new OidcClient usable {:?} after it was created",
+        applied.elapsed()
+    );
+    let old_token = token["access_token"].as_str().unwrap().to_string();
+    verify(&base, &old_token, &id).await;
+    let old_kid = jsonwebtoken::decode_header(&old_token)
+        .unwrap()
+        .kid
+        .unwrap();
+
+    // Rotate: the new key is in the JWKS before anything is signed with it.
+    ns.api::<SigningKey>()
+        .patch(
+            "main",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"kubeoidc.dev/rotate": "now", "kubeoidc.dev/rotate-prepublish": "4s"}}})),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut published: Option<(String, Instant)> = None;
+    let mut signed: Option<Instant> = None;
+    while started.elapsed() < Duration::from_secs(20) && signed.is_none() {
+        let kids: Vec<String> = jwks(&base)
+            .await
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect();
+        if published.is_none()
+            && let Some(new) = kids.iter().find(|k| **k != old_kid)
+        {
+            published = Some((new.clone(), Instant::now()));
+        }
+        let t: Value = client_credentials(&base, &id, &value)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let kid = jsonwebtoken::decode_header(t["access_token"].as_str().unwrap())
+            .unwrap()
+            .kid
+            .unwrap();
+        if kid != old_kid {
+            let (new, at) = published
+                .clone()
+                .expect("a token signed by a key that was never published");
+            assert_eq!(kid, new);
+            signed = Some(Instant::now());
+            let gap = Instant::now().duration_since(at);
+            assert!(
+                gap >= Duration::from_millis(2500),
+                "new key signed {gap:?} after it was published"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(signed.is_some(), "the new key never signed");
+    // Tokens signed by the retired key still verify.
+    verify(&base, &old_token, &id).await;
+
+    // Deleted: the token endpoint rejects the client.
+    ns.api::<OidcClient>()
+        .delete("svc", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the deleted client to be rejected",
+        Duration::from_secs(10),
+        || async { (client_credentials(&base, &id, &value).await.status() == 401).then_some(()) },
+    )
+    .await;
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_providers_share_codes_through_redis_and_a_raced_code_wins_once() {
+    let redis = RedisServer::start();
+    let mut a = Provider::standalone(&examples_local(), &redis.url);
+    let mut b = Provider::standalone(&examples_local(), &redis.url);
+    a.wait_ready(Duration::from_secs(30));
+    b.wait_ready(Duration::from_secs(30));
+    let c = http();
+    let (verifier, challenge) = pkce();
+    let authorize = |prompt: &str| {
+        format!(
+            "{}/authorize?response_type=code&client_id=demo&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcallback&scope=openid&code_challenge={challenge}&code_challenge_method=S256{prompt}",
+            a.issuer
+        )
+    };
+    // Issued by A, redeemed at B.
+    let location = browser_sign_in(&c, &authorize(""), "bob", "demo-password").await;
+    let code = query(&location)["code"].clone();
+    let redeem = |base: String, code: String| {
+        let c = http();
+        let verifier = verifier.clone();
+        async move {
+            c.post(format!("{base}/token"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", "http://127.0.0.1:8000/callback"),
+                    ("client_id", "demo"),
+                    ("code_verifier", &verifier),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(redeem(b.issuer.clone(), code).await, 200);
+
+    // The same code raced at both: exactly one wins, 200 times over.
+    for trial in 0..200 {
+        let r = c.get(authorize("&prompt=none")).send().await.unwrap();
+        assert_eq!(r.status(), 302, "trial {trial}");
+        let code = query(r.headers()["location"].to_str().unwrap())["code"].clone();
+        let (x, y) = tokio::join!(
+            tokio::spawn(redeem(a.issuer.clone(), code.clone())),
+            tokio::spawn(redeem(b.issuer.clone(), code))
+        );
+        let mut results = [x.unwrap(), y.unwrap()];
+        results.sort_unstable();
+        assert_eq!(results, [200, 400], "trial {trial}");
+    }
+}
