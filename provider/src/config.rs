@@ -22,6 +22,8 @@ pub struct ClientConfig {
     pub name: String,
     pub public: bool,
     pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
     pub grant_types: Vec<GrantType>,
     pub require_pkce: bool,
     pub scopes: Vec<String>,
@@ -45,6 +47,8 @@ impl ClientConfig {
             name: s.display_name.clone().unwrap_or_else(|| c.client_id()),
             public: s.type_ == crds::ClientType::Public,
             redirect_uris: s.redirect_uris.clone(),
+            post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: s.backchannel_logout_uri.clone(),
             grant_types: s.grant_types.clone(),
             require_pkce: s.require_pkce(),
             scopes: s.scopes.clone(),
@@ -108,7 +112,15 @@ pub struct View {
 
 impl View {
     pub fn empty(issuer: &str) -> Self {
-        build(issuer, Vec::new(), &[], Vec::new(), Users::default(), false)
+        build(
+            issuer,
+            Vec::new(),
+            &[],
+            Vec::new(),
+            Users::default(),
+            false,
+            false,
+        )
     }
 
     pub fn client(&self, id: &str) -> Option<Arc<ClientConfig>> {
@@ -131,6 +143,7 @@ pub fn build(
     keys: Vec<KeyInput>,
     users: Users,
     synced: bool,
+    registration: bool,
 ) -> View {
     let mut scopes: HashMap<String, ScopeConfig> = BUILTIN_SCOPES
         .iter()
@@ -209,7 +222,7 @@ pub fn build(
     claims.sort_unstable();
     claims.dedup();
     let e = |p: &str| format!("{issuer}{p}");
-    let discovery = json!({
+    let mut discovery = json!({
         "issuer": issuer,
         "authorization_endpoint": e("/authorize"),
         "token_endpoint": e("/token"),
@@ -233,8 +246,19 @@ pub fn build(
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "display_values_supported": ["page"],
         "authorization_response_iss_parameter_supported": true,
-    })
-    .to_string();
+        "introspection_endpoint": e("/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": e("/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "end_session_endpoint": e("/end_session"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": false,
+    });
+    if registration {
+        discovery["registration_endpoint"] = json!(e("/register"));
+    }
+    let discovery = discovery.to_string();
 
     View {
         issuer: issuer.to_string(),

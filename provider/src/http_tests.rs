@@ -44,6 +44,10 @@ struct Harness {
 }
 
 fn harness_with(store: Store) -> Harness {
+    harness_full(store, None)
+}
+
+fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
     let hash = PASSWORD_HASH.get_or_init(|| hash_password(PASSWORD).unwrap());
     let users = Users::parse(&format!(
         "- username: alice\n  passwordHash: \"{hash}\"\n  email: alice@example.com\n  emailVerified: true\n  name: Alice\n  groups: [admins]\n- username: bob\n  passwordHash: \"{hash}\"\n"
@@ -51,9 +55,12 @@ fn harness_with(store: Store) -> Harness {
     .unwrap();
     let clients = vec![
         ClientConfig::from_resource(
-            &client(
-                "  clientId: web\n  displayName: \"<script>alert(1)</script> Web\"\n  redirectUris: [https://web.example/cb]\n  scopes: [openid, profile, email, offline_access, api]\n  consent: once\n",
-            ),
+            &client(&format!(
+                "  clientId: web\n  displayName: \"<script>alert(1)</script> Web\"\n  redirectUris: [https://web.example/cb]\n  postLogoutRedirectUris: [https://web.example/bye]\n  scopes: [openid, profile, email, offline_access, api]\n  consent: once\n{}",
+                backchannel
+                    .map(|b| format!("  backchannelLogoutUri: {b}\n"))
+                    .unwrap_or_default()
+            )),
             vec![crds::secret::hash_secret("web-secret")],
         ),
         ClientConfig::from_resource(
@@ -74,9 +81,13 @@ fn harness_with(store: Store) -> Harness {
             ),
             vec![crds::secret::hash_secret("s&c=r%t+")],
         ),
+        ClientConfig::from_resource(
+            &client("  clientId: api-server\n  grantTypes: [client_credentials]\n"),
+            vec![crds::secret::hash_secret("api-secret")],
+        ),
     ];
     let scope: OidcScope = serde_yaml::from_str(
-        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcScope\nmetadata: {name: api}\nspec:\n  description: Use the API\n  audience: https://api.example\n",
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcScope\nmetadata: {name: api}\nspec:\n  description: Use the API\n  audience: api-server\n",
     )
     .unwrap();
     let key = crds::keys::generate(crds::Algorithm::RS256, 2048).unwrap();
@@ -93,11 +104,14 @@ fn harness_with(store: Store) -> Harness {
         }],
         users,
         true,
+        false,
     );
     let state = Arc::new(AppState {
         view: Arc::new(ArcSwap::from_pointee(view)),
         store,
         metrics: Arc::new(Metrics::default()),
+        http: reqwest::Client::new(),
+        registration: None,
     });
     Harness {
         app: router(state),
@@ -297,6 +311,21 @@ async fn discovery_and_jwks() {
     );
     assert_eq!(d["request_parameter_supported"], false);
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+    for endpoint in [
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "end_session_endpoint",
+    ] {
+        assert!(
+            d[endpoint].as_str().unwrap().starts_with(ISSUER),
+            "{endpoint}"
+        );
+    }
+    assert_eq!(d["backchannel_logout_supported"], true);
+    assert!(
+        d.get("registration_endpoint").is_none(),
+        "registration is closed"
+    );
     assert!(
         d["scopes_supported"]
             .as_array()
@@ -804,10 +833,7 @@ async fn client_authentication_and_client_credentials() {
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     let (_, claims) = decode_jwt(ok.json()["access_token"].as_str().unwrap());
     assert_eq!(claims["sub"], "svc:a b");
-    assert_eq!(
-        claims["aud"],
-        serde_json::json!(["svc:a b", "https://api.example"])
-    );
+    assert_eq!(claims["aud"], serde_json::json!(["svc:a b", "api-server"]));
     assert_eq!(claims["scope"], "api");
     assert!(ok.json().get("refresh_token").is_none() && ok.json().get("id_token").is_none());
     // client_secret_post.
@@ -1162,4 +1188,398 @@ async fn a_dead_redis_gets_a_protocol_error() {
     assert!(r.body.contains("Temporarily unavailable"));
     let r = call(&h, Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+async fn introspect(h: &Harness, auth: (&str, &str), tok: &str) -> Value {
+    let r = token_like(h, "/introspect", Some(auth), &[("token", tok)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    r.json()
+}
+
+async fn token_like(
+    h: &Harness,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> Reply {
+    let mut req =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = auth {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            urlencode(id),
+            urlencode(secret)
+        ));
+        req = req.header(header::AUTHORIZATION, format!("Basic {basic}"));
+    }
+    call(
+        h,
+        req.body(Body::from(serde_urlencoded::to_string(form).unwrap()))
+            .unwrap(),
+    )
+    .await
+}
+
+async fn web_tokens(h: &Harness) -> Value {
+    let code = code_for(h, "web", "https://web.example/cb", "").await;
+    let t = token(
+        h,
+        Some(("web", "web-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://web.example/cb"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    t.json()
+}
+
+#[tokio::test]
+async fn introspection_answers_only_the_token_owner_or_its_resource_server() {
+    let h = harness();
+    let t = web_tokens(&h).await;
+    let at = t["access_token"].as_str().unwrap();
+    let rt = t["refresh_token"].as_str().unwrap();
+
+    let own = introspect(&h, ("web", "web-secret"), at).await;
+    assert_eq!(own["active"], true);
+    assert_eq!(own["client_id"], "web");
+    assert_eq!(own["username"], "alice");
+    assert!(own["exp"].as_u64().is_some() && own["sub"].is_string());
+    let refresh = introspect(&h, ("web", "web-secret"), rt).await;
+    assert_eq!(refresh["active"], true);
+    assert_eq!(refresh["token_type"], "refresh_token");
+
+    // Foreign: another client learns nothing.
+    assert_eq!(
+        introspect(&h, ("always", "always-secret"), at).await,
+        serde_json::json!({"active": false})
+    );
+    assert_eq!(
+        introspect(&h, ("always", "always-secret"), rt).await["active"],
+        false
+    );
+    // A resource server named by a scope audience may introspect tokens meant for it.
+    let cc = token(
+        &h,
+        Some(("svc:a b", "s&c=r%t+")),
+        &[("grant_type", "client_credentials"), ("scope", "api")],
+    )
+    .await;
+    let api_token = cc.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        introspect(&h, ("api-server", "api-secret"), &api_token).await["active"],
+        true
+    );
+    assert_eq!(
+        introspect(&h, ("api-server", "api-secret"), at).await["active"],
+        false
+    );
+    // Unknown and malformed tokens.
+    assert_eq!(
+        introspect(&h, ("web", "web-secret"), "nope").await["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&h, ("web", "web-secret"), "a.b.c").await["active"],
+        false
+    );
+    // Authentication is required; public clients have none.
+    let r = token_like(
+        &h,
+        "/introspect",
+        None,
+        &[("token", at), ("client_id", "spa")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = token_like(&h, "/introspect", None, &[("token", at)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json()["error"], "invalid_client");
+    let r = token_like(&h, "/introspect", Some(("web", "web-secret")), &[]).await;
+    assert_eq!(r.json()["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn revocation_of_access_and_refresh_tokens() {
+    let h = harness();
+    // A JWT access token: denied by jti until it expires.
+    let t = web_tokens(&h).await;
+    let at = t["access_token"].as_str().unwrap();
+    let r = token_like(
+        &h,
+        "/revoke",
+        Some(("always", "always-secret")),
+        &[("token", at)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "foreign tokens get 200");
+    assert_eq!(
+        introspect(&h, ("web", "web-secret"), at).await["active"],
+        true,
+        "a foreign client revoked it"
+    );
+    let r = token_like(
+        &h,
+        "/revoke",
+        Some(("web", "web-secret")),
+        &[("token", at), ("token_type_hint", "access_token")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        introspect(&h, ("web", "web-secret"), at).await["active"],
+        false
+    );
+    let u = call(
+        &h,
+        Request::get("/userinfo")
+            .header(header::AUTHORIZATION, format!("Bearer {at}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(u.status, StatusCode::UNAUTHORIZED);
+    // The refresh token of that grant still works.
+    let rt = t["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&h, ("web", "web-secret"), rt).await["active"],
+        true
+    );
+
+    // Revoking a refresh token revokes its family and the access tokens issued from it.
+    let t = web_tokens(&h).await;
+    let (at, rt) = (
+        t["access_token"].as_str().unwrap(),
+        t["refresh_token"].as_str().unwrap(),
+    );
+    let r = token_like(&h, "/revoke", Some(("web", "web-secret")), &[("token", rt)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        introspect(&h, ("web", "web-secret"), rt).await["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&h, ("web", "web-secret"), at).await["active"],
+        false
+    );
+    let r = token(
+        &h,
+        Some(("web", "web-secret")),
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+    )
+    .await;
+    assert_eq!(r.json()["error"], "invalid_grant");
+
+    // Unknown tokens: 200. Public clients identify with client_id.
+    let r = token_like(
+        &h,
+        "/revoke",
+        Some(("web", "web-secret")),
+        &[("token", "never-issued")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = token_like(&h, "/revoke", None, &[("token", "x"), ("client_id", "spa")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = token_like(&h, "/revoke", Some(("web", "wrong")), &[("token", "x")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Opaque access tokens are deleted.
+    let mut b = Browser::default();
+    let r = sign_in(&h, &mut b, "/authorize?response_type=code&client_id=always&redirect_uri=https%3A%2F%2Falways.example%2Fcb&scope=openid", "alice").await;
+    let code = r.query()["code"].clone();
+    let t = token(
+        &h,
+        Some(("always", "always-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://always.example/cb"),
+        ],
+    )
+    .await;
+    let opaque = t.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        introspect(&h, ("always", "always-secret"), &opaque).await["active"],
+        true
+    );
+    token_like(
+        &h,
+        "/revoke",
+        Some(("always", "always-secret")),
+        &[("token", &opaque)],
+    )
+    .await;
+    assert_eq!(
+        introspect(&h, ("always", "always-secret"), &opaque).await["active"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn rp_initiated_logout_and_back_channel_logout() {
+    // A relying party's back-channel endpoint, on loopback.
+    let received: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let sink = received.clone();
+    let rp = axum::Router::new().route(
+        "/backchannel",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap();
+                sink.lock().unwrap().push(form["logout_token"].clone());
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, rp).await });
+    let h = harness_full(
+        Store::memory(),
+        Some(&format!("http://127.0.0.1:{port}/backchannel")),
+    );
+
+    let mut b = Browser::default();
+    let done = sign_in(
+        &h,
+        &mut b,
+        &authorize_uri("web", "https://web.example/cb", ""),
+        "alice",
+    )
+    .await;
+    let code = done.query()["code"].clone();
+    let t = token(
+        &h,
+        Some(("web", "web-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://web.example/cb"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    let id_token = t.json()["id_token"].as_str().unwrap().to_string();
+    let (_, id) = decode_jwt(&id_token);
+
+    // An unregistered post-logout URI: a page, never a redirect.
+    let r = b.get(&h, &format!("/end_session?id_token_hint={id_token}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.headers.get(header::LOCATION).is_none());
+
+    // Tied to the session by the hint: ends at once and redirects with state.
+    let old_cookie = b.cookies["kube_oidc_session"].clone();
+    let r = b.get(&h, &format!("/end_session?id_token_hint={id_token}&post_logout_redirect_uri=https%3A%2F%2Fweb.example%2Fbye&state=bye1")).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    assert_eq!(r.location().as_str(), "https://web.example/bye?state=bye1");
+    assert!(
+        r.headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // The session ended on the server, not just in this browser's cookie jar.
+    b.cookies.insert("kube_oidc_session".into(), old_cookie);
+    let again = b
+        .get(
+            &h,
+            &authorize_uri("web", "https://web.example/cb", "&prompt=none"),
+        )
+        .await;
+    assert_eq!(
+        again.query()["error"],
+        "login_required",
+        "the session ended"
+    );
+
+    // The logout token reached the relying party: verify it as the RP would.
+    let token = {
+        let mut waited = 0;
+        loop {
+            if let Some(t) = received.lock().unwrap().first().cloned() {
+                break t;
+            }
+            assert!(waited < 100, "no back-channel logout within 5 s");
+            waited += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let (header, claims) = decode_jwt(&token);
+    assert_eq!(header["typ"], "logout+jwt");
+    assert_eq!(header["kid"], h.kid.as_str());
+    let jwks = call(&h, Request::get("/jwks").body(Body::empty()).unwrap())
+        .await
+        .json();
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["web"]);
+    validation.set_issuer(&[ISSUER]);
+    let verified = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(verified, claims);
+    assert!(claims["iat"].as_u64().is_some() && claims["jti"].is_string());
+    assert_eq!(claims["sub"], id["sub"]);
+    assert_eq!(claims["sid"], id["sid"]);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+
+    // Not tied to the session (no hint): the user confirms.
+    let mut b = Browser::default();
+    sign_in(
+        &h,
+        &mut b,
+        &authorize_uri("web", "https://web.example/cb", ""),
+        "alice",
+    )
+    .await;
+    let confirm = b
+        .get(
+            &h,
+            "/end_session?client_id=web&post_logout_redirect_uri=https%3A%2F%2Fweb.example%2Fbye",
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Sign out?"));
+    let forged = b
+        .post(
+            &h,
+            "/end_session/confirm",
+            &[
+                ("request", &confirm.field("request")),
+                ("csrf", "x"),
+                ("decision", "logout"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    let out = b
+        .post(
+            &h,
+            "/end_session/confirm",
+            &[
+                ("request", &confirm.field("request")),
+                ("csrf", &confirm.field("csrf")),
+                ("decision", "logout"),
+            ],
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location().as_str(), "https://web.example/bye");
+    let again = b
+        .get(
+            &h,
+            &authorize_uri("web", "https://web.example/cb", "&prompt=none"),
+        )
+        .await;
+    assert_eq!(again.query()["error"], "login_required");
 }

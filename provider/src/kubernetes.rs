@@ -28,6 +28,8 @@ pub struct Settings {
     pub namespace: String,
     pub client_namespaces: Vec<String>,
     pub users_secret: String,
+    /// Whether dynamic client registration is open (advertised in discovery).
+    pub registration: bool,
 }
 
 struct Watched<K: Resource + 'static>
@@ -223,5 +225,6 @@ fn build(
         inputs,
         users,
         synced,
+        settings.registration,
     )
 }

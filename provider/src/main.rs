@@ -75,6 +75,24 @@ struct Args {
     #[arg(long, env = "KUBE_OIDC_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
 
+    /// Dynamic client registration: `closed`, `open`, or `token` (callers present
+    /// --registration-token as a Bearer initial access token).
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION", default_value = "closed")]
+    registration: String,
+
+    /// The initial access token for `--registration token`.
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_TOKEN", hide_env_values = true)]
+    registration_token: Option<String>,
+
+    /// Namespace in which registered clients are created (default: the only client namespace,
+    /// else --namespace).
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_NAMESPACE")]
+    registration_namespace: Option<String>,
+
+    /// Accept registration metadata URLs on private and loopback addresses.
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_ALLOW_PRIVATE_URLS")]
+    registration_allow_private_urls: bool,
+
     /// Log format: `json` (in a cluster) or `text`.
     #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -147,6 +165,20 @@ async fn main() -> anyhow::Result<()> {
         .to_string();
     let metrics = Arc::new(metrics::Metrics::default());
     let view: config::SharedView = Arc::new(ArcSwap::from_pointee(config::View::empty(&issuer)));
+    let policy = match (args.registration.as_str(), &args.registration_token) {
+        ("closed", _) => None,
+        ("open", _) => Some(http::register::Policy::Open),
+        ("token", Some(t)) if !t.is_empty() => Some(http::register::Policy::Token(
+            store::token_key("initial", t),
+        )),
+        ("token", _) => anyhow::bail!("--registration token needs --registration-token"),
+        (other, _) => anyhow::bail!("--registration must be closed, open or token, not {other}"),
+    };
+    anyhow::ensure!(
+        policy.is_none() || args.manifests.is_none(),
+        "dynamic client registration needs a cluster; it is not available with --manifests"
+    );
+    let mut registration = None;
     match &args.manifests {
         Some(dir) => {
             let loaded = manifests::load(dir, &issuer, &args.users_secret)
@@ -168,7 +200,22 @@ async fn main() -> anyhow::Result<()> {
                 namespace: args.namespace.clone(),
                 client_namespaces: args.client_namespaces.clone(),
                 users_secret: args.users_secret.clone(),
+                registration: policy.is_some(),
             };
+            if let Some(policy) = policy {
+                let namespace = args.registration_namespace.clone().unwrap_or_else(|| {
+                    match args.client_namespaces.as_slice() {
+                        [only] if only != "*" => only.clone(),
+                        _ => args.namespace.clone(),
+                    }
+                });
+                registration = Some(http::register::Registration {
+                    policy,
+                    namespace,
+                    client: client.clone(),
+                    allow_private_urls: args.registration_allow_private_urls,
+                });
+            }
             tokio::spawn(kubernetes::run(
                 client,
                 settings,
@@ -191,6 +238,11 @@ async fn main() -> anyhow::Result<()> {
         view,
         store,
         metrics,
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
+        registration,
     });
     let app = http::router(state.clone());
     if let Some(addr) = args.metrics_listen {

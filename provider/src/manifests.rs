@@ -188,6 +188,6 @@ pub fn load(dir: &Path, issuer: &str, users_secret: &str) -> Result<View, Manife
         }
     };
     Ok(config::build(
-        issuer, served, &scopes, key_inputs, users, true,
+        issuer, served, &scopes, key_inputs, users, true, false,
     ))
 }

@@ -87,6 +87,21 @@ pub fn consent(
     )
 }
 
+pub fn logout_confirm(request: &str, csrf: &str) -> String {
+    page(
+        "Sign out",
+        &format!(
+            "<h1>Sign out?</h1><p>Do you want to sign out of every application that uses this account on this browser?</p>\
+<form method=\"post\" action=\"end_session/confirm\">\
+<input type=\"hidden\" name=\"request\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<button type=\"submit\" name=\"decision\" value=\"logout\">Sign out</button>\
+<button type=\"submit\" name=\"decision\" value=\"stay\">Stay signed in</button></form>",
+            escape(request),
+            escape(csrf),
+        ),
+    )
+}
+
 pub fn error(title: &str, message: &str) -> String {
     page(
         title,

@@ -26,21 +26,33 @@ impl Provider {
         cmd.arg("--manifests")
             .arg(manifests)
             .args(["--store", store]);
-        Self::start(cmd, "standalone")
+        Self::start(cmd, "standalone", None)
     }
 
     /// In a cluster: watches `namespace` for keys and scopes, and its clients.
-    pub fn in_cluster(cp: &ControlPlane, namespace: &str, store: &str) -> Provider {
+    pub fn in_cluster(cp: &ControlPlane, namespace: &str, store: &str, extra: &[&str]) -> Provider {
+        let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
+        cmd.env("KUBECONFIG", cp.kubeconfig())
+            .args(["--namespace", namespace, "--client-namespaces", namespace])
+            .args(["--store", store])
+            .args(extra);
+        Self::start(cmd, namespace, None)
+    }
+
+    /// Like [`Provider::in_cluster`], with a given issuer: replicas behind one URL share it.
+    pub fn replica(cp: &ControlPlane, namespace: &str, store: &str, issuer: &str) -> Provider {
         let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
         cmd.env("KUBECONFIG", cp.kubeconfig())
             .args(["--namespace", namespace, "--client-namespaces", namespace])
             .args(["--store", store]);
-        Self::start(cmd, namespace)
+        Self::start(cmd, namespace, Some(issuer))
     }
 
-    fn start(mut cmd: Command, name: &str) -> Provider {
+    fn start(mut cmd: Command, name: &str, issuer: Option<&str>) -> Provider {
         let port = ControlPlane::free_port();
-        let issuer = format!("http://127.0.0.1:{port}");
+        let issuer = issuer
+            .map(String::from)
+            .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
         cmd.args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -83,7 +95,7 @@ impl Provider {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
 

@@ -246,7 +246,7 @@ async fn provider_serves_what_the_operator_accepts_and_follows_key_rotation() {
         .create(&PostParams::default(), &key)
         .await
         .unwrap();
-    let mut p = Provider::in_cluster(cp, &ns.name, "memory");
+    let mut p = Provider::in_cluster(cp, &ns.name, "memory", &[]);
     p.wait_ready(Duration::from_secs(30));
     let base = p.issuer.clone();
 
@@ -406,4 +406,303 @@ async fn two_providers_share_codes_through_redis_and_a_raced_code_wins_once() {
         results.sort_unstable();
         assert_eq!(results, [200, 400], "trial {trial}");
     }
+}
+
+/// The demo users of examples/local, as the users Secret of a namespace.
+async fn install_demo_users(ns: &kube_oidc_tests::TestNamespace) {
+    let mut secret: Secret = serde_yaml::from_str(
+        &std::fs::read_to_string(examples_local().join("users.yaml")).unwrap(),
+    )
+    .unwrap();
+    secret.metadata.namespace = None;
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+async fn create_signing_key(ns: &kube_oidc_tests::TestNamespace) {
+    let key: SigningKey = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: SigningKey\nmetadata: {name: main}\nspec: {}\n",
+    )
+    .unwrap();
+    ns.api::<SigningKey>()
+        .create(&PostParams::default(), &key)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn dynamic_client_registration_creates_an_oidc_client() {
+    let cp = control_plane();
+    let ns = cp.namespace("dcr").await;
+    let _op = Operator::start(cp, &ns.name, "a", &[]);
+    create_signing_key(&ns).await;
+    install_demo_users(&ns).await;
+    let mut p = Provider::in_cluster(
+        cp,
+        &ns.name,
+        "memory",
+        &[
+            "--registration",
+            "token",
+            "--registration-token",
+            "initial-123",
+        ],
+    );
+    p.wait_ready(Duration::from_secs(30));
+    let base = p.issuer.clone();
+    let c = http();
+    let discovery: Value = c
+        .get(p.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["registration_endpoint"],
+        format!("{base}/register")
+    );
+
+    let metadata = serde_json::json!({
+        "client_name": "Registered app",
+        "redirect_uris": ["http://127.0.0.1:8000/cb"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": "openid email offline_access",
+    });
+    let r = c
+        .post(p.url("/register"))
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "registration without the initial access token"
+    );
+    let mut ssrf = metadata.clone();
+    ssrf["logo_uri"] = serde_json::json!("http://127.0.0.1:9/logo.png");
+    let r = c
+        .post(p.url("/register"))
+        .bearer_auth("initial-123")
+        .json(&ssrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_client_metadata");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("private or loopback"),
+        "{e}"
+    );
+    let mut bad = metadata.clone();
+    bad["redirect_uris"] = serde_json::json!(["http://evil.example/cb"]);
+    let r = c
+        .post(p.url("/register"))
+        .bearer_auth("initial-123")
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "invalid_redirect_uri"
+    );
+
+    let r = c
+        .post(p.url("/register"))
+        .bearer_auth("initial-123")
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.unwrap();
+    let client_id = reg["client_id"].as_str().unwrap().to_string();
+    let secret = reg["client_secret"].as_str().unwrap().to_string();
+    let rat = reg["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uri = reg["registration_client_uri"].as_str().unwrap().to_string();
+    assert_eq!(uri, format!("{base}/register/{client_id}"));
+
+    // An OidcClient, accepted by the operator like any other.
+    let clients = ns.api::<OidcClient>();
+    eventually(
+        "the registered OidcClient to be Ready",
+        Duration::from_secs(15),
+        || async {
+            let oc = clients.get_opt(&client_id).await.ok()??;
+            let st = oc.status?;
+            st.conditions
+                .iter()
+                .find(|c| c.type_ == "Ready" && c.status == "True")
+                .map(|_| ())
+        },
+    )
+    .await;
+
+    // A code flow with the returned credentials.
+    let (verifier, challenge) = pkce();
+    let authorize = format!(
+        "{base}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcb&scope=openid%20email&code_challenge={challenge}&code_challenge_method=S256"
+    );
+    eventually(
+        "the provider to serve the registered client",
+        Duration::from_secs(10),
+        || async { (c.get(&authorize).send().await.ok()?.status() == 200).then_some(()) },
+    )
+    .await;
+    let location = browser_sign_in(&http(), &authorize, "alice", "demo-password").await;
+    let code = query(&location)["code"].clone();
+    let t: Value = c
+        .post(p.url("/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:8000/cb"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = verify(&base, t["id_token"].as_str().unwrap(), &client_id).await;
+    assert_eq!(id["email"], "alice@example.com");
+
+    // RFC 7592: read, update, delete through the registration client URI.
+    let r = c.get(&uri).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let read: Value = c
+        .get(&uri)
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["client_secret"], secret.as_str());
+    assert_eq!(
+        read["redirect_uris"],
+        serde_json::json!(["http://127.0.0.1:8000/cb"])
+    );
+    let mut update = metadata.clone();
+    update["client_id"] = serde_json::json!(client_id);
+    update["redirect_uris"] =
+        serde_json::json!(["http://127.0.0.1:8000/cb", "http://127.0.0.1:8000/other"]);
+    let r = c
+        .put(&uri)
+        .bearer_auth(&rat)
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let oc = clients.get(&client_id).await.unwrap();
+    assert_eq!(
+        oc.spec.redirect_uris,
+        ["http://127.0.0.1:8000/cb", "http://127.0.0.1:8000/other"]
+    );
+    let r = c.delete(&uri).bearer_auth(&rat).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    eventually(
+        "the OidcClient to be gone",
+        Duration::from_secs(10),
+        || async {
+            clients
+                .get_opt(&client_id)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_jwt_is_inactive_at_another_provider_sharing_redis() {
+    let cp = control_plane();
+    let ns = cp.namespace("revoke").await;
+    let _op = Operator::start(cp, &ns.name, "a", &[]);
+    create_signing_key(&ns).await;
+    let redis = RedisServer::start();
+    // Two replicas behind one issuer URL.
+    let issuer = "https://oidc.example.test";
+    let mut a = Provider::replica(cp, &ns.name, &redis.url, issuer);
+    let mut b = Provider::replica(cp, &ns.name, &redis.url, issuer);
+    a.wait_ready(Duration::from_secs(30));
+    b.wait_ready(Duration::from_secs(30));
+    let client: OidcClient = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: svc}\nspec:\n  grantTypes: [client_credentials]\n",
+    )
+    .unwrap();
+    ns.api::<OidcClient>()
+        .create(&PostParams::default(), &client)
+        .await
+        .unwrap();
+    let secret = eventually("the client's Secret", Duration::from_secs(10), || async {
+        ns.api::<Secret>().get_opt("svc-oidc").await.ok()?
+    })
+    .await;
+    let data = secret.data.unwrap();
+    let id = String::from_utf8(data["client-id"].0.clone()).unwrap();
+    let value = String::from_utf8(data["client-secret"].0.clone()).unwrap();
+    let token = eventually("a token from A", Duration::from_secs(10), || async {
+        let r = client_credentials(&a.url(""), &id, &value).await;
+        if r.status() == 200 {
+            r.json::<Value>().await.ok()
+        } else {
+            None
+        }
+    })
+    .await;
+    let at = token["access_token"].as_str().unwrap().to_string();
+    let introspect = |base: String| {
+        let (id, value, at) = (id.clone(), value.clone(), at.clone());
+        async move {
+            http()
+                .post(format!("{base}/introspect"))
+                .basic_auth(&id, Some(&value))
+                .form(&[("token", at.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = eventually("B to know the client", Duration::from_secs(10), || async {
+        let v = introspect(b.url("")).await;
+        (v["active"] == true).then_some(v)
+    })
+    .await;
+    assert_eq!(before["client_id"], id.as_str());
+    let r = http()
+        .post(a.url("/revoke"))
+        .basic_auth(&id, Some(&value))
+        .form(&[("token", at.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        introspect(b.url("")).await,
+        serde_json::json!({"active": false})
+    );
+    ns.delete().await;
 }

@@ -30,6 +30,10 @@ use crate::{
     users::{self, User},
 };
 
+mod introspect;
+mod logout;
+pub mod register;
+
 const SESSION_COOKIE: &str = "kube_oidc_session";
 const BINDING_COOKIE: &str = "kube_oidc_req";
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -45,6 +49,10 @@ pub struct AppState {
     pub view: SharedView,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// Delivers back-channel logout tokens.
+    pub http: reqwest::Client,
+    /// Dynamic client registration, when enabled.
+    pub registration: Option<register::Registration>,
 }
 
 type Shared = Arc<AppState>;
@@ -68,6 +76,20 @@ pub fn router(state: Shared) -> Router {
         .route("/consent", post(consent))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))
+        .route("/introspect", post(introspect::introspect))
+        .route("/revoke", post(introspect::revoke))
+        .route(
+            "/end_session",
+            get(logout::end_session_get).post(logout::end_session_post),
+        )
+        .route("/end_session/confirm", post(logout::confirm))
+        .route("/register", post(register::register))
+        .route(
+            "/register/{client_id}",
+            get(register::read)
+                .put(register::update)
+                .delete(register::delete),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -310,6 +332,12 @@ struct Session {
     sub: String,
     auth_time: u64,
     sid: String,
+    /// Clients that received a code in this session (back-channel logout goes to them).
+    #[serde(default)]
+    clients: Vec<String>,
+    /// The store key of this session.
+    #[serde(skip)]
+    key: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -338,10 +366,15 @@ async fn current_session(s: &AppState, headers: &HeaderMap) -> Result<Option<Ses
     let Some(id) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
+    let key = token_key("session", &id);
     Ok(s.store
-        .get(&token_key("session", &id))
+        .get(&key)
         .await?
-        .and_then(|v| serde_json::from_str(&v).ok()))
+        .and_then(|v| serde_json::from_str::<Session>(&v).ok())
+        .map(|mut session| {
+            session.key = key;
+            session
+        }))
 }
 
 async fn authorize_get(
@@ -453,6 +486,17 @@ async fn proceed(
         return start_pending(s, view, &client, request, Some(session.sub)).await;
     }
 
+    if !session.clients.contains(&client.id) {
+        let mut updated = session.clone();
+        updated.clients.push(client.id.clone());
+        s.store
+            .put(
+                &session.key,
+                &serde_json::to_string(&updated).unwrap_or_default(),
+                SESSION_TTL,
+            )
+            .await?;
+    }
     let code = oidc::random_token();
     let grant = CodeGrant {
         client_id: client.id.clone(),
@@ -653,10 +697,12 @@ async fn login(
             sub: user.subject(),
             auth_time: now(),
             sid: oidc::random_token(),
+            clients: Vec::new(),
+            key: token_key("session", &session_id),
         };
         s.store
             .put(
-                &token_key("session", &session_id),
+                &session.key,
                 &serde_json::to_string(&session).unwrap_or_default(),
                 SESSION_TTL,
             )
@@ -795,6 +841,9 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<u64>,
+    /// The refresh token family the token came from: revoking the family revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
     /// Claims requested for userinfo through the `claims` parameter.
     #[serde(
         default,
@@ -806,6 +855,8 @@ pub struct AccessClaims {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct RefreshGrant {
+    #[serde(default)]
+    exp: u64,
     client_id: String,
     sub: String,
     scopes: Vec<String>,
@@ -1152,6 +1203,16 @@ async fn issue(
     let sub = user
         .map(|u| u.subject())
         .unwrap_or_else(|| client.id.clone());
+    if let Some(f) = &family {
+        // The family outlives every token issued from it; deleting it revokes them all.
+        s.store
+            .put(
+                &format!("family:{f}"),
+                "active",
+                client.refresh_token_ttl.max(client.access_token_ttl),
+            )
+            .await?;
+    }
     let claims = AccessClaims {
         iss: view.issuer.clone(),
         sub: sub.clone(),
@@ -1162,6 +1223,7 @@ async fn issue(
         client_id: client.id.clone(),
         scope: scopes.join(" "),
         auth_time,
+        fam: family.clone(),
         userinfo_claims: claims_request.and_then(|c| c.get("userinfo")).cloned(),
     };
     let access_token = match client.access_token_format {
@@ -1221,6 +1283,7 @@ async fn issue(
     {
         let refresh = oidc::random_token();
         let grant = RefreshGrant {
+            exp: iat + client.refresh_token_ttl.as_secs(),
             client_id: client.id.clone(),
             sub: user.subject(),
             scopes: scopes.to_vec(),
@@ -1229,13 +1292,6 @@ async fn issue(
             claims: claims_request.cloned(),
             sid: sid.to_string(),
         };
-        s.store
-            .put(
-                &format!("family:{family}"),
-                "active",
-                client.refresh_token_ttl,
-            )
-            .await?;
         s.store
             .put(
                 &token_key("rt", &refresh),
@@ -1278,22 +1334,44 @@ pub async fn access_claims(
     view: &View,
     token: &str,
 ) -> Result<Option<AccessClaims>, StoreError> {
-    if token.matches('.').count() == 2 {
+    let claims = if token.matches('.').count() == 2 {
         let Some((claims, typ)) = view
             .verifier
             .verify::<AccessClaims>(token, &view.issuer, false)
         else {
             return Ok(None);
         };
-        return Ok(typ
-            .filter(|t| t.eq_ignore_ascii_case("at+jwt"))
-            .map(|_| claims));
+        if !typ.is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
+            return Ok(None);
+        }
+        // A revoked JWT looks valid until it expires: the deny list says otherwise.
+        if s.store
+            .get(&format!("revoked:{}", claims.jti))
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        claims
+    } else {
+        let Some(claims) = s
+            .store
+            .get(&token_key("at", token))
+            .await?
+            .and_then(|v| serde_json::from_str::<AccessClaims>(&v).ok())
+            .filter(|c| c.exp > now())
+        else {
+            return Ok(None);
+        };
+        claims
+    };
+    // Revoking a refresh token family revokes the access tokens issued from it.
+    if let Some(family) = &claims.fam
+        && s.store.get(&format!("family:{family}")).await?.is_none()
+    {
+        return Ok(None);
     }
-    Ok(s.store
-        .get(&token_key("at", token))
-        .await?
-        .and_then(|v| serde_json::from_str::<AccessClaims>(&v).ok())
-        .filter(|c| c.exp > now()))
+    Ok(Some(claims))
 }
 
 async fn userinfo(
