@@ -8,10 +8,10 @@ set -euo pipefail
 # shellcheck source=versions.env
 source "$(dirname "${BASH_SOURCE[0]}")/versions.env"
 CACHE="${KUBE_OIDC_CACHE:-$HOME/.cache/kube-oidc}"
-OUT="$CACHE/controlplane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
+OUT="$CACHE/controlplane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
 BIN="$OUT/bin"
 
-want=(etcd kube-apiserver kube-controller-manager kubectl)
+want=(etcd kube-apiserver kube-controller-manager kubectl helm)
 missing=()
 for b in "${want[@]}"; do [[ -x "$BIN/$b" ]] || missing+=("$b"); done
 if [[ ${#missing[@]} -eq 0 ]]; then
@@ -45,6 +45,28 @@ GO
   (cd "$d" && go mod tidy >/dev/null && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3)
   mv "$BIN/etcd.tmp" "$BIN/etcd"
   echo "build.sh: etcd $ETCD_VERSION built" >&2
+fi
+
+# Helm, for the chart tests: its own module too.
+if [[ ! -x "$BIN/helm" ]]; then
+  d="$OUT/src/helm"; mkdir -p "$d"
+  cat >"$d/go.mod" <<GOMOD
+module kubeoidc.dev/controlplane/helm
+
+go 1.24
+
+require helm.sh/helm/v3 $HELM_VERSION
+GOMOD
+  cat >"$d/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "helm.sh/helm/v3/cmd/helm"
+GO
+  (cd "$d" && go mod tidy >/dev/null && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$BIN/helm.tmp" helm.sh/helm/v3/cmd/helm)
+  mv "$BIN/helm.tmp" "$BIN/helm"
+  echo "build.sh: helm $HELM_VERSION built" >&2
 fi
 
 # Kubernetes: a wrapper module that requires k8s.io/kubernetes and replaces each staging module

@@ -77,9 +77,10 @@ pub fn binary_dir() -> PathBuf {
                 .join(".cache/kube-oidc")
         });
     cache.join(format!(
-        "controlplane/k8s-{}-etcd-{}/bin",
+        "controlplane/k8s-{}-etcd-{}-helm-{}/bin",
         version("K8S_VERSION"),
-        version("ETCD_VERSION")
+        version("ETCD_VERSION"),
+        version("HELM_VERSION")
     ))
 }
 
@@ -383,6 +384,11 @@ impl ControlPlane {
     /// The log file of a control plane component.
     pub fn log_path(&self, component: &str) -> PathBuf {
         self.dir.join(format!("{component}.log"))
+    }
+
+    /// A binary of the control plane build (etcd, kube-apiserver, kubectl, helm, ...).
+    pub fn bin_path(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
     }
 
     /// `kubectl` with the admin kubeconfig.

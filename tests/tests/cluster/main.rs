@@ -18,6 +18,8 @@ use kube::{
 };
 use kube_oidc_tests::{control_plane, controlplane::crd_established};
 
+mod chart;
+mod examples;
 mod operator;
 mod provider;
 

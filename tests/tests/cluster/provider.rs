@@ -706,3 +706,55 @@ async fn a_revoked_jwt_is_inactive_at_another_provider_sharing_redis() {
     );
     ns.delete().await;
 }
+
+/// `kube-oidc-provider hash-password`, as the README and examples/local use it: the hash it
+/// prints signs a user in.
+#[tokio::test]
+async fn hash_password_prints_a_hash_that_signs_in() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(kube_oidc_tests::operator::workspace_binary(
+        "kube-oidc-provider",
+    ))
+    .arg("hash-password")
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-Pa55")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+
+    // A standalone folder whose only user has that hash.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        examples_local().join("clients.yaml"),
+        dir.path().join("clients.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        examples_local().join("signing-key.yaml"),
+        dir.path().join("signing-key.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("users.yaml"),
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: kube-oidc-users}}\nstringData:\n  users.yaml: |\n    - username: carol\n      passwordHash: \"{hash}\"\n"),
+    )
+    .unwrap();
+    let mut p = Provider::standalone(dir.path(), "memory");
+    p.wait_ready(Duration::from_secs(30));
+    let (_, challenge) = pkce();
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id=demo&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcallback&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+        p.issuer
+    );
+    let location = browser_sign_in(&http(), &authorize, "carol", "s3cret-Pa55").await;
+    assert!(query(&location).contains_key("code"));
+}

@@ -1,0 +1,386 @@
+//! The Helm chart against the real control plane: lint, render, server-side dry run, apply,
+//! install; values typos rejected; least privilege of its ServiceAccounts proven by running the
+//! operator and the provider with their tokens.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use crds::OidcClient;
+use k8s_openapi::api::{
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::{Secret, ServiceAccount},
+};
+use kube::{
+    Api, Client, Config,
+    api::{ObjectMeta, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use kube_oidc_tests::{ControlPlane, TestNamespace, control_plane, operator::workspace_binary};
+use serde_json::Value;
+
+use crate::operator::eventually;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn chart() -> PathBuf {
+    repo().join("charts/kube-oidc")
+}
+
+fn helm(cp: &ControlPlane) -> Command {
+    let mut cmd = Command::new(cp.bin_path("helm"));
+    cmd.env("KUBECONFIG", cp.kubeconfig())
+        .env("HELM_CACHE_HOME", cp.dir().join("helm/cache"))
+        .env("HELM_CONFIG_HOME", cp.dir().join("helm/config"))
+        .env("HELM_DATA_HOME", cp.dir().join("helm/data"));
+    cmd
+}
+
+/// Runs a command; returns (success, stdout, stderr).
+fn run(mut cmd: Command, stdin: Option<&str>) -> (bool, String, String) {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn template(cp: &ControlPlane, release: &str, ns: &str, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = helm(cp);
+    cmd.args(["template", release])
+        .arg(chart())
+        .args(["--namespace", ns, "--kube-version", "1.34.0"])
+        .args(args);
+    run(cmd, None)
+}
+
+fn apply(cp: &ControlPlane, ns: &str, manifests: &str, dry_run: bool) {
+    let mut cmd = cp.kubectl();
+    cmd.args([
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "kube-oidc-tests",
+        "-n",
+        ns,
+        "-f",
+        "-",
+    ]);
+    if dry_run {
+        cmd.arg("--dry-run=server");
+    }
+    let (ok, out, err) = run(cmd, Some(manifests));
+    assert!(
+        ok,
+        "kubectl apply{} failed: {err}\n{out}",
+        if dry_run { " --dry-run=server" } else { "" }
+    );
+}
+
+#[tokio::test]
+async fn chart_lints_renders_applies_and_installs() {
+    let cp = control_plane();
+    let ha = repo().join("tests/helm/ha-values.yaml");
+    for extra in [vec![], vec!["-f".to_string(), ha.display().to_string()]] {
+        let mut cmd = helm(cp);
+        cmd.arg("lint").arg(chart()).args(&extra);
+        let (ok, out, err) = run(cmd, None);
+        assert!(ok, "helm lint {extra:?}: {out}{err}");
+    }
+    // Default values (clients from every namespace) and the HA values file.
+    for (name, args) in [
+        ("default", vec![]),
+        ("ha", vec!["-f", ha.to_str().unwrap()]),
+    ] {
+        let ns = cp.namespace(&format!("chart-{name}")).await;
+        let (ok, rendered, err) = template(cp, &format!("r-{}", ns.name), &ns.name, &args);
+        assert!(ok, "helm template ({name}): {err}");
+        assert!(
+            rendered.contains("kind: Deployment") && rendered.contains("kind: PodDisruptionBudget")
+        );
+        apply(cp, &ns.name, &rendered, true);
+        apply(cp, &ns.name, &rendered, false);
+        if name == "ha" {
+            assert!(
+                rendered.contains("kind: HorizontalPodAutoscaler")
+                    && rendered.contains("kind: Ingress")
+            );
+            assert!(rendered.contains("redis://:$(KUBE_OIDC_REDIS_PASSWORD)@redis.redis.svc:6379"));
+        }
+        ns.delete().await;
+    }
+    // A typo in values fails at install, and so does an unsafe store.
+    let (ok, _, err) = template(cp, "typo", "default", &["--set", "provder.replicas=2"]);
+    assert!(!ok && err.contains("provder"), "{err}");
+    let (ok, _, err) = template(cp, "typo", "default", &["--set", "store.mode=memry"]);
+    assert!(!ok && err.contains("/store/mode"), "{err}");
+    let (ok, _, err) = template(cp, "mem", "default", &["--set", "store.mode=memory"]);
+    assert!(!ok && err.contains("set provider.replicas to 1"), "{err}");
+    let (ok, _, _) = template(
+        cp,
+        "mem",
+        "default",
+        &["--set", "store.mode=memory", "--set", "provider.replicas=1"],
+    );
+    assert!(ok);
+
+    // helm install for real, as the README says.
+    let ns = cp.namespace("chart-install").await;
+    let mut cmd = helm(cp);
+    cmd.args(["install", "kube-oidc"]).arg(chart()).args([
+        "--namespace",
+        &ns.name,
+        "--set",
+        &format!("clientNamespaces={{{}}}", ns.name),
+    ]);
+    let (ok, out, err) = run(cmd, None);
+    assert!(ok, "helm install: {out}{err}");
+    assert!(
+        out.contains("Issuer: https://oidc.example.com"),
+        "NOTES.txt: {out}"
+    );
+    let key = ns.api::<crds::SigningKey>().get("default").await.unwrap();
+    assert_eq!(key.spec.algorithm, crds::Algorithm::RS256);
+    assert_eq!(
+        ns.api::<crds::OidcScope>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        7
+    );
+    ns.delete().await;
+}
+
+async fn service_account_client(
+    cp: &ControlPlane,
+    ns: &TestNamespace,
+    sa: &str,
+) -> (PathBuf, Client) {
+    let token = Api::<ServiceAccount>::namespaced(ns.client.clone(), &ns.name)
+        .create_token_request(
+            sa,
+            &PostParams::default(),
+            &TokenRequest {
+                metadata: ObjectMeta::default(),
+                spec: TokenRequestSpec {
+                    audiences: vec![],
+                    expiration_seconds: Some(3600),
+                    bound_object_ref: None,
+                },
+                status: None,
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let path = cp.dir().join(format!("kubeconfig-{}-{sa}", ns.name));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: sa\n  context: {{cluster: test, user: sa, namespace: {}}}\ncurrent-context: sa\n",
+            cp.server,
+            cp.dir().join("ca.crt").display(),
+            ns.name
+        ),
+    )
+    .unwrap();
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&path).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    (path, Client::try_from(config).unwrap())
+}
+
+fn forbidden<T: std::fmt::Debug>(r: Result<T, kube::Error>, what: &str) {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
+    let cp = control_plane();
+    let ns = cp.namespace("least").await;
+    let other = cp.namespace("elsewhere").await;
+    let release = "kube-oidc";
+    let (ok, rendered, err) = template(
+        cp,
+        release,
+        &ns.name,
+        &["--set", &format!("clientNamespaces={{{}}}", ns.name)],
+    );
+    assert!(ok, "{err}");
+    apply(cp, &ns.name, &rendered, false);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("private".into()),
+            ..Default::default()
+        },
+        string_data: Some([("k".to_string(), "v".to_string())].into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(other.client.clone(), &other.name)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    // The operator, out of cluster, with its ServiceAccount token.
+    let (op_kubeconfig, op_client) =
+        service_account_client(cp, &ns, &format!("{release}-operator")).await;
+    let mut cmd = Command::new(workspace_binary("kube-oidc-operator"));
+    cmd.env("KUBECONFIG", &op_kubeconfig)
+        .args([
+            "--namespace",
+            &ns.name,
+            "--client-namespaces",
+            &ns.name,
+            "--log-format",
+            "text",
+        ])
+        .arg(format!(
+            "--metrics-listen=127.0.0.1:{}",
+            ControlPlane::free_port()
+        ));
+    let mut operator = kube_oidc_tests::controlplane::spawn_reaped(
+        cmd,
+        &cp.dir().join(format!("operator-sa-{}.log", ns.name)),
+    )
+    .unwrap();
+    let client: OidcClient = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: svc}\nspec:\n  grantTypes: [client_credentials]\n",
+    )
+    .unwrap();
+    ns.api::<OidcClient>()
+        .create(&PostParams::default(), &client)
+        .await
+        .unwrap();
+    let creds = eventually(
+        "the operator (with its own token) to write the client Secret",
+        Duration::from_secs(20),
+        || async { ns.api::<Secret>().get_opt("svc-oidc").await.ok()? },
+    )
+    .await;
+
+    // The provider, out of cluster, with its ServiceAccount token.
+    let (prov_kubeconfig, prov_client) =
+        service_account_client(cp, &ns, &format!("{release}-provider")).await;
+    let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
+    let port = ControlPlane::free_port();
+    cmd.env("KUBECONFIG", &prov_kubeconfig)
+        .args([
+            "--namespace",
+            &ns.name,
+            "--client-namespaces",
+            &ns.name,
+            "--log-format",
+            "text",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    let mut provider = kube_oidc_tests::controlplane::spawn_reaped(
+        cmd,
+        &cp.dir().join(format!("provider-sa-{}.log", ns.name)),
+    )
+    .unwrap();
+    let data = creds.data.unwrap();
+    let id = String::from_utf8(data["client-id"].0.clone()).unwrap();
+    let value = String::from_utf8(data["client-secret"].0.clone()).unwrap();
+    let token: Value = eventually(
+        "a token from the provider running with its own token",
+        Duration::from_secs(30),
+        || async {
+            let r = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/token"))
+                .basic_auth(&id, Some(&value))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .ok()?;
+            if r.status() == 200 {
+                r.json().await.ok()
+            } else {
+                None
+            }
+        },
+    )
+    .await;
+    assert!(token["access_token"].is_string());
+
+    // Not one permission more.
+    forbidden(
+        Api::<Secret>::namespaced(prov_client.clone(), &other.name)
+            .get("private")
+            .await,
+        "provider reads a Secret in another namespace",
+    );
+    forbidden(
+        Api::<Secret>::namespaced(prov_client.clone(), &other.name)
+            .list(&Default::default())
+            .await,
+        "provider lists Secrets elsewhere",
+    );
+    forbidden(
+        Api::<OidcClient>::namespaced(prov_client.clone(), &ns.name)
+            .create(&PostParams::default(), &client)
+            .await,
+        "provider creates an OidcClient (registration is closed)",
+    );
+    forbidden(
+        Api::<Secret>::namespaced(prov_client.clone(), &ns.name)
+            .create(&PostParams::default(), &secret)
+            .await,
+        "provider writes a Secret",
+    );
+    forbidden(
+        Api::<Secret>::namespaced(op_client.clone(), &other.name)
+            .get("private")
+            .await,
+        "operator reads a Secret elsewhere",
+    );
+    forbidden(
+        Api::<Secret>::namespaced(op_client.clone(), &other.name)
+            .create(&PostParams::default(), &secret)
+            .await,
+        "operator writes a Secret elsewhere",
+    );
+    forbidden(
+        Api::<OidcClient>::namespaced(op_client.clone(), &ns.name)
+            .create(&PostParams::default(), &client)
+            .await,
+        "operator writes a client spec",
+    );
+    for child in [&mut operator, &mut provider] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    ns.delete().await;
+    other.delete().await;
+}
