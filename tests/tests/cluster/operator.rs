@@ -527,6 +527,34 @@ async fn client_credentials_are_generated_once_rotated_with_overlap_and_collecte
     assert!(verify_secret(&first, &previous.hash));
     assert!(previous.expires_at.0 > jiff::Timestamp::now() + jiff::SignedDuration::from_hours(23));
 
+    // A secret edited by hand is noticed: its value becomes the client secret, and the one
+    // before keeps working for the grace period.
+    ns.api::<Secret>()
+        .patch(
+            "web-oidc",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"client-secret": "set-by-hand-0123456789abcdef0123456789"}})),
+        )
+        .await
+        .unwrap();
+    let status = eventually(
+        "status for the edited secret",
+        Duration::from_secs(10),
+        || async {
+            let s = client_status(&clients, "web").await;
+            s.secret_hash
+                .as_deref()
+                .is_some_and(|h| verify_secret("set-by-hand-0123456789abcdef0123456789", h))
+                .then_some(s)
+        },
+    )
+    .await;
+    assert!(verify_secret(
+        &second,
+        &status.previous_secret.unwrap().hash
+    ));
+    let second = "set-by-hand-0123456789abcdef0123456789".to_string();
+
     // A Secret deleted by hand is noticed and a new secret generated.
     ns.api::<Secret>()
         .delete("web-oidc", &DeleteParams::default())
