@@ -153,10 +153,6 @@ async fn main() -> anyhow::Result<()> {
         return hash_password();
     }
     init_tracing(&args.log_format);
-    anyhow::ensure!(
-        args.tls_cert.is_none(),
-        "--tls-cert is not supported yet: terminate TLS in front of the provider (Ingress) and set --issuer to the https URL"
-    );
     let issuer = args
         .issuer
         .clone()
@@ -252,6 +248,22 @@ async fn main() -> anyhow::Result<()> {
             let _ = axum::serve(listener, app).await;
         });
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let config =
+            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(cert, key)?));
+        let handle = axum_server::Handle::new();
+        let shutdown = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+        tracing::info!(%issuer, listen = %args.listen, "serving OpenID Connect over TLS");
+        axum_server::bind_rustls(args.listen, config)
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await?;
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(%issuer, listen = %args.listen, "serving OpenID Connect");
     axum::serve(
@@ -261,6 +273,33 @@ async fn main() -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     Ok(())
+}
+
+/// A TLS server configuration from PEM files (aws-lc-rs, TLS 1.2 and 1.3).
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", cert.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "--tls-cert {} holds no certificate",
+        cert.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("--tls-key {}: {e}", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 #[cfg(test)]

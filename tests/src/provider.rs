@@ -29,6 +29,23 @@ impl Provider {
         Self::start(cmd, "standalone", None)
     }
 
+    /// Standalone over TLS: the issuer is `https://127.0.0.1:<port>`.
+    pub fn standalone_tls(
+        manifests: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Provider {
+        let port = ControlPlane::free_port();
+        let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
+        cmd.arg("--manifests")
+            .arg(manifests)
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key);
+        Self::start_on(cmd, "tls", port, Some(&format!("https://127.0.0.1:{port}")))
+    }
+
     /// In a cluster: watches `namespace` for keys and scopes, and its clients.
     pub fn in_cluster(cp: &ControlPlane, namespace: &str, store: &str, extra: &[&str]) -> Provider {
         let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
@@ -48,8 +65,11 @@ impl Provider {
         Self::start(cmd, namespace, Some(issuer))
     }
 
-    fn start(mut cmd: Command, name: &str, issuer: Option<&str>) -> Provider {
-        let port = ControlPlane::free_port();
+    fn start(cmd: Command, name: &str, issuer: Option<&str>) -> Provider {
+        Self::start_on(cmd, name, ControlPlane::free_port(), issuer)
+    }
+
+    fn start_on(mut cmd: Command, name: &str, port: u16, issuer: Option<&str>) -> Provider {
         let issuer = issuer
             .map(String::from)
             .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));

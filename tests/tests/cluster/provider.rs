@@ -758,3 +758,54 @@ async fn hash_password_prints_a_hash_that_signs_in() {
     let location = browser_sign_in(&http(), &authorize, "carol", "s3cret-Pa55").await;
     assert!(query(&location).contains_key("code"));
 }
+
+/// `--tls-cert` / `--tls-key`: https end to end, with HSTS and Secure cookies.
+#[tokio::test]
+async fn serves_https_with_hsts_and_secure_cookies() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let p = Provider::standalone_tls(&examples_local(), &cert_path, &key_path);
+    assert!(p.issuer.starts_with("https://"));
+    let c = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let discovery: reqwest::Response =
+        eventually("the https endpoint", Duration::from_secs(30), || async {
+            c.get(format!("{}/.well-known/openid-configuration", p.issuer))
+                .send()
+                .await
+                .ok()
+        })
+        .await;
+    assert_eq!(discovery.status(), 200);
+    assert!(
+        discovery
+            .headers()
+            .contains_key("strict-transport-security")
+    );
+    let d: Value = discovery.json().await.unwrap();
+    assert_eq!(d["issuer"], p.issuer.as_str());
+    let (_, challenge) = pkce();
+    let page = c
+        .get(format!(
+            "{}/authorize?response_type=code&client_id=demo&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcallback&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+            p.issuer
+        ))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
