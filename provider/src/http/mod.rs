@@ -978,6 +978,31 @@ async fn token_inner(
     result
 }
 
+/// Takes a single-use grant (a code, a refresh token). On a second use it revokes the family the
+/// first use produced (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and fails with invalid_grant.
+async fn take_single_use(
+    s: &AppState,
+    kind: &str,
+    used_kind: &str,
+    token: &str,
+    what: &str,
+) -> Result<String, TokenError> {
+    if let Some(grant) = s.store.take(&token_key(kind, token)).await? {
+        return Ok(grant);
+    }
+    if let Some(family) = s.store.get(&token_key(used_kind, token)).await? {
+        s.store.delete(&format!("family:{family}")).await?;
+        tracing::warn!(
+            kind,
+            "a single-use grant was used twice; its family is revoked"
+        );
+    }
+    Err(token_error(
+        "invalid_grant",
+        format!("{what} is invalid, expired or already used"),
+    ))
+}
+
 async fn code_grant(
     s: &AppState,
     view: &View,
@@ -993,18 +1018,7 @@ async fn code_grant(
     let code = params
         .get("code")
         .ok_or_else(|| token_error("invalid_request", "code is required"))?;
-    let key = token_key("code", code);
-    let Some(grant) = s.store.take(&key).await? else {
-        // A second use: revoke what the first one produced (RFC 6749 §4.1.2).
-        if let Some(family) = s.store.get(&token_key("codeused", code)).await? {
-            s.store.delete(&format!("family:{family}")).await?;
-            tracing::warn!(client = %client.id, "authorization code reused; its tokens are revoked");
-        }
-        return Err(token_error(
-            "invalid_grant",
-            "the code is invalid, expired or already used",
-        ));
-    };
+    let grant = take_single_use(s, "code", "codeused", code, "the code").await?;
     let grant: CodeGrant = serde_json::from_str(&grant)
         .map_err(|_| token_error("invalid_grant", "the code is invalid"))?;
     if grant.client_id != client.id {
@@ -1075,17 +1089,7 @@ async fn refresh_grant(
     let token = params
         .get("refresh_token")
         .ok_or_else(|| token_error("invalid_request", "refresh_token is required"))?;
-    let Some(grant) = s.store.take(&token_key("rt", token)).await? else {
-        // Reuse of a rotated token: revoke the whole family.
-        if let Some(family) = s.store.get(&token_key("rtused", token)).await? {
-            s.store.delete(&format!("family:{family}")).await?;
-            tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
-        }
-        return Err(token_error(
-            "invalid_grant",
-            "the refresh token is invalid, expired or already used",
-        ));
-    };
+    let grant = take_single_use(s, "rt", "rtused", token, "the refresh token").await?;
     let grant: RefreshGrant = serde_json::from_str(&grant)
         .map_err(|_| token_error("invalid_grant", "the refresh token is invalid"))?;
     if grant.client_id != client.id {
