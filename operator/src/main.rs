@@ -338,8 +338,17 @@ async fn run_controllers(
     }
 }
 
+/// Every TLS connection of this process (the Kubernetes API) uses
+/// aws-lc-rs. Installed explicitly: with more than one rustls backend compiled in, rustls refuses
+/// to pick one. Idempotent.
+fn install_crypto_provider() {
+    // An error only means a provider is installed already, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    install_crypto_provider();
     let args = Args::parse();
     init_tracing(&args.log_format);
     let client = Client::try_default().await?;

@@ -110,7 +110,10 @@ fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
         view: Arc::new(ArcSwap::from_pointee(view)),
         store,
         metrics: Arc::new(Metrics::default()),
-        http: reqwest::Client::new(),
+        http: {
+            crate::install_crypto_provider();
+            reqwest::Client::new()
+        },
         registration: None,
     });
     Harness {

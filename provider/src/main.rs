@@ -146,8 +146,17 @@ fn hash_password() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every TLS connection of this process (Kubernetes API, back-channel logout, https serving) uses
+/// aws-lc-rs. Installed explicitly: with more than one rustls backend compiled in, rustls refuses
+/// to pick one. Idempotent.
+pub(crate) fn install_crypto_provider() {
+    // An error only means a provider is installed already, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    install_crypto_provider();
     let args = Args::parse();
     if let Some(Command::HashPassword) = args.command {
         return hash_password();

@@ -44,6 +44,7 @@ static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 /// The control plane of this test binary, started on first use. Panics with a message that says
 /// what to do when it cannot start (binaries missing: run the build script).
 pub fn control_plane() -> &'static ControlPlane {
+    crate::install_crypto_provider();
     let started = CONTROL_PLANE.get_or_init(|| {
         // Started on a thread of its own so that it can block and run its own runtime whatever
         // runtime the calling test uses.

@@ -16,3 +16,10 @@ pub use controlplane::{ControlPlane, TestNamespace, control_plane};
 pub use operator::Operator;
 pub use provider::Provider;
 pub use redis::RedisServer;
+
+/// The tests' TLS (kube clients, reqwest) uses aws-lc-rs, like the binaries. Installed explicitly:
+/// with more than one rustls backend compiled in, rustls refuses to pick one. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

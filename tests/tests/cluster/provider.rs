@@ -20,6 +20,7 @@ fn examples_local() -> std::path::PathBuf {
 }
 
 fn http() -> reqwest::Client {
+    kube_oidc_tests::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -773,6 +774,7 @@ async fn serves_https_with_hsts_and_secure_cookies() {
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     let p = Provider::standalone_tls(&examples_local(), &cert_path, &key_path);
     assert!(p.issuer.starts_with("https://"));
+    kube_oidc_tests::install_crypto_provider();
     let c = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
