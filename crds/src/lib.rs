@@ -15,6 +15,7 @@ pub mod scope;
 pub mod secret;
 pub mod signing_key;
 pub mod validation;
+pub mod watch;
 
 pub use client::{
     AccessTokenFormat, ClientType, ConsentPolicy, GrantType, OidcClient, OidcClientSpec,

@@ -93,18 +93,6 @@ impl Args {
     }
 }
 
-/// An Api over the namespaces whose clients are accepted: one namespace, or all.
-pub fn client_api<K>(client: &Client, args: &Args) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    <K as Resource>::DynamicType: Default,
-{
-    match args.client_namespaces.as_slice() {
-        [only] if only != "*" => Api::namespaced(client.clone(), only),
-        _ => Api::all(client.clone()),
-    }
-}
-
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -250,10 +238,15 @@ async fn run_controllers(
     };
     let recorder = Recorder::new(client.clone(), reporter);
 
-    let client_controller = Controller::new(
-        client_api::<DeserializeGuard<OidcClient>>(&client, &args),
+    // OidcClients in every accepted namespace: one watch cluster-wide, or one per namespace
+    // (merged) when the operator is only granted those namespaces.
+    let (clients_store, clients_events) = crds::watch::reflect::<DeserializeGuard<OidcClient>>(
+        &client,
+        &args.client_namespaces,
         watcher::Config::default(),
     );
+    let client_controller =
+        Controller::for_stream(clients_events.touched_objects(), clients_store.clone());
     let (scope_store, scope_writer) = reflector::store::<DeserializeGuard<OidcScope>>();
     let scope_reflector = reflector::reflector(
         scope_writer,
@@ -270,7 +263,7 @@ async fn run_controllers(
         recorder,
         metrics: metrics.clone(),
         args: args.clone(),
-        clients: client_controller.store(),
+        clients: clients_store,
         scopes: scope_store.clone(),
     });
 
@@ -294,9 +287,12 @@ async fn run_controllers(
     let clients_for_conflicts = ctx.clients.clone();
     let clients_for_secrets = ctx.clients.clone();
     let client_controller = client_controller
-        .watches(
-            client_api::<Secret>(&client, &args),
-            watcher::Config::default(),
+        .watches_stream(
+            crds::watch::touched::<Secret>(
+                &client,
+                &args.client_namespaces,
+                watcher::Config::default(),
+            ),
             move |secret| client::clients_using_secret(&clients_for_secrets, &secret),
         )
         .watches(
@@ -304,9 +300,12 @@ async fn run_controllers(
             watcher::Config::default(),
             move |scope| client::clients_using_scope(&clients_for_scopes, &scope),
         )
-        .watches(
-            client_api::<DeserializeGuard<OidcClient>>(&client, &args),
-            watcher::Config::default(),
+        .watches_stream(
+            crds::watch::touched::<DeserializeGuard<OidcClient>>(
+                &client,
+                &args.client_namespaces,
+                watcher::Config::default(),
+            ),
             move |c| client::clients_sharing_id(&clients_for_conflicts, &c),
         )
         .graceful_shutdown_on(shutdown.clone())

@@ -60,6 +60,20 @@ where
 {
     let (store, writer) = reflector::store::<K>();
     let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    follow(store, stream, changed)
+}
+
+/// Drives `stream` (which keeps `store` current), notes when it has listed everything, and
+/// signals `changed` after each event.
+fn follow<K>(
+    store: Store<K>,
+    stream: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    changed: mpsc::Sender<()>,
+) -> Watched<K>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
     let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = synced.clone();
     tokio::spawn(async move {
@@ -83,13 +97,15 @@ where
 /// Watches the cluster and keeps `view` current. Runs until the process ends.
 pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: Arc<Metrics>) {
     let (tx, mut rx) = mpsc::channel::<()>(1024);
-    let client_api: Api<DeserializeGuard<OidcClient>> = match settings.client_namespaces.as_slice()
-    {
-        [only] if only != "*" => Api::namespaced(client.clone(), only),
-        _ => Api::all(client.clone()),
-    };
+    // OidcClients in every accepted namespace: one watch cluster-wide, or one per namespace
+    // (merged) when the provider is only granted those namespaces.
+    let (client_store, client_events) = crds::watch::reflect::<DeserializeGuard<OidcClient>>(
+        &client,
+        &settings.client_namespaces,
+        watcher::Config::default(),
+    );
+    let clients = follow(client_store, client_events, tx.clone());
     let ns = settings.namespace.as_str();
-    let clients = watch(client_api, watcher::Config::default(), tx.clone());
     let scopes = watch(
         Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), ns),
         watcher::Config::default(),

@@ -20,7 +20,6 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 use kube_oidc_tests::{ControlPlane, TestNamespace, control_plane, operator::workspace_binary};
-use serde_json::Value;
 
 use crate::operator::eventually;
 
@@ -76,15 +75,14 @@ fn template(cp: &ControlPlane, release: &str, ns: &str, args: &[&str]) -> (bool,
     run(cmd, None)
 }
 
-fn apply(cp: &ControlPlane, ns: &str, manifests: &str, dry_run: bool) {
+/// Applies rendered manifests as they are: the chart names the namespace of every object.
+fn apply(cp: &ControlPlane, manifests: &str, dry_run: bool) {
     let mut cmd = cp.kubectl();
     cmd.args([
         "apply",
         "--server-side",
         "--field-manager",
         "kube-oidc-tests",
-        "-n",
-        ns,
         "-f",
         "-",
     ]);
@@ -120,8 +118,8 @@ async fn chart_lints_renders_applies_and_installs() {
         assert!(
             rendered.contains("kind: Deployment") && rendered.contains("kind: PodDisruptionBudget")
         );
-        apply(cp, &ns.name, &rendered, true);
-        apply(cp, &ns.name, &rendered, false);
+        apply(cp, &rendered, true);
+        apply(cp, &rendered, false);
         if name == "ha" {
             assert!(
                 rendered.contains("kind: HorizontalPodAutoscaler")
@@ -231,15 +229,19 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
     let cp = control_plane();
     let ns = cp.namespace("least").await;
     let other = cp.namespace("elsewhere").await;
+    // Clients live in two team namespaces, granted one by one: neither component may watch
+    // OidcClients cluster-wide, so each watches the two namespaces.
+    let teams = [cp.namespace("team-a").await, cp.namespace("team-b").await];
+    let team_list = format!("{},{}", teams[0].name, teams[1].name);
     let release = "kube-oidc";
     let (ok, rendered, err) = template(
         cp,
         release,
         &ns.name,
-        &["--set", &format!("clientNamespaces={{{}}}", ns.name)],
+        &["--set", &format!("clientNamespaces={{{team_list}}}")],
     );
     assert!(ok, "{err}");
-    apply(cp, &ns.name, &rendered, false);
+    apply(cp, &rendered, false);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("private".into()),
@@ -262,7 +264,7 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
             "--namespace",
             &ns.name,
             "--client-namespaces",
-            &ns.name,
+            &team_list,
             "--log-format",
             "text",
         ])
@@ -279,16 +281,24 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
         "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: svc}\nspec:\n  grantTypes: [client_credentials]\n",
     )
     .unwrap();
-    ns.api::<OidcClient>()
-        .create(&PostParams::default(), &client)
-        .await
-        .unwrap();
-    let creds = eventually(
-        "the operator (with its own token) to write the client Secret",
-        Duration::from_secs(20),
-        || async { ns.api::<Secret>().get_opt("svc-oidc").await.ok()? },
-    )
-    .await;
+    let mut creds = Vec::new();
+    for team in &teams {
+        team.api::<OidcClient>()
+            .create(&PostParams::default(), &client)
+            .await
+            .unwrap();
+    }
+    for team in &teams {
+        let secret = eventually(
+            "the operator (with its own token) to write the client Secret in each team namespace",
+            Duration::from_secs(20),
+            || async { team.api::<Secret>().get_opt("svc-oidc").await.ok()? },
+        )
+        .await;
+        let data = secret.data.unwrap();
+        let field = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+        creds.push((field("client-id"), field("client-secret")));
+    }
 
     // The provider, out of cluster, with its ServiceAccount token.
     let (prov_kubeconfig, prov_client) =
@@ -300,7 +310,7 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
             "--namespace",
             &ns.name,
             "--client-namespaces",
-            &ns.name,
+            &team_list,
             "--log-format",
             "text",
         ])
@@ -310,29 +320,42 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
         &cp.dir().join(format!("provider-sa-{}.log", ns.name)),
     )
     .unwrap();
-    let data = creds.data.unwrap();
-    let id = String::from_utf8(data["client-id"].0.clone()).unwrap();
-    let value = String::from_utf8(data["client-secret"].0.clone()).unwrap();
-    let token: Value = eventually(
-        "a token from the provider running with its own token",
-        Duration::from_secs(30),
+    let token_status = |id: String, value: String| async move {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/token"))
+            .basic_auth(&id, Some(&value))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    };
+    for (id, value) in &creds {
+        eventually(
+            "a token from the provider running with its own token, for each team's client",
+            Duration::from_secs(30),
+            || async { (token_status(id.clone(), value.clone()).await == Some(200)).then_some(()) },
+        )
+        .await;
+    }
+    // A client deleted in one team namespace stops working; the other team's keeps working.
+    teams[1]
+        .api::<OidcClient>()
+        .delete("svc", &Default::default())
+        .await
+        .unwrap();
+    eventually(
+        "the deleted client to be refused",
+        Duration::from_secs(20),
         || async {
-            let r = reqwest::Client::new()
-                .post(format!("http://127.0.0.1:{port}/token"))
-                .basic_auth(&id, Some(&value))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .ok()?;
-            if r.status() == 200 {
-                r.json().await.ok()
-            } else {
-                None
-            }
+            (token_status(creds[1].0.clone(), creds[1].1.clone()).await == Some(401)).then_some(())
         },
     )
     .await;
-    assert!(token["access_token"].is_string());
+    assert_eq!(
+        token_status(creds[0].0.clone(), creds[0].1.clone()).await,
+        Some(200)
+    );
 
     // Not one permission more.
     forbidden(
@@ -372,10 +395,16 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
         "operator writes a Secret elsewhere",
     );
     forbidden(
-        Api::<OidcClient>::namespaced(op_client.clone(), &ns.name)
+        Api::<OidcClient>::namespaced(op_client.clone(), &teams[0].name)
             .create(&PostParams::default(), &client)
             .await,
         "operator writes a client spec",
+    );
+    forbidden(
+        Api::<OidcClient>::all(op_client.clone())
+            .list(&Default::default())
+            .await,
+        "operator lists OidcClients cluster-wide",
     );
     for child in [&mut operator, &mut provider] {
         let _ = child.kill();
@@ -383,4 +412,7 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
     }
     ns.delete().await;
     other.delete().await;
+    for team in teams {
+        team.delete().await;
+    }
 }
