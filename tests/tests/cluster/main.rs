@@ -492,18 +492,6 @@ async fn kubectl_explains_fields_and_prints_columns() {
     ns.delete().await;
 }
 
-/// Run only as the child of `killed_test_process_leaves_nothing_behind`.
-#[test]
-#[ignore = "child process of killed_test_process_leaves_nothing_behind"]
-fn child_holds_control_plane() {
-    if std::env::var_os("KUBE_OIDC_REAPER_CHILD").is_none() {
-        return;
-    }
-    let cp = control_plane();
-    println!("CONTROL_PLANE_DIR={}", cp.dir().display());
-    std::thread::sleep(Duration::from_secs(60));
-}
-
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -517,19 +505,13 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-/// A test binary killed with SIGKILL leaves no etcd, kube-apiserver or kube-controller-manager
+/// A test process killed with SIGKILL leaves no etcd, kube-apiserver or kube-controller-manager
 /// behind, and its working directory is removed.
 #[test]
 fn killed_test_process_leaves_nothing_behind() {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_holds_control_plane",
-            "--nocapture",
-        ])
-        .env("KUBE_OIDC_REAPER_CHILD", "1")
+    // The same harness as every test, in a process of its own that can be killed.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-oidc-test-control-plane"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
