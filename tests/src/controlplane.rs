@@ -36,6 +36,9 @@ pub struct ControlPlane {
     kubeconfig: PathBuf,
     /// `https://127.0.0.1:<port>`
     pub server: String,
+    ca: PathBuf,
+    ca_params: rcgen::CertificateParams,
+    ca_key: String,
     children: Mutex<Vec<(String, Child)>>,
 }
 
@@ -100,6 +103,9 @@ fn tail(path: &Path, lines: usize) -> String {
 
 struct Pki {
     ca: PathBuf,
+    /// The CA, to issue client certificates for other users later.
+    ca_params: rcgen::CertificateParams,
+    ca_key: String,
     server_cert: PathBuf,
     server_key: PathBuf,
     admin_cert: PathBuf,
@@ -129,7 +135,8 @@ fn write_pki(dir: &Path) -> Result<Pki, String> {
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key).map_err(e)?;
     let ca = write("ca.crt", ca_cert.pem())?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    let ca_key_pem = ca_key.serialize_pem();
+    let issuer = Issuer::new(ca_params.clone(), ca_key);
 
     let server_key = KeyPair::generate().map_err(e)?;
     let mut server = CertificateParams::new(vec![
@@ -145,27 +152,61 @@ fn write_pki(dir: &Path) -> Result<Pki, String> {
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = server.signed_by(&server_key, &issuer).map_err(e)?;
 
-    let admin_key = KeyPair::generate().map_err(e)?;
-    let mut admin = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
-    admin
-        .distinguished_name
-        .push(DnType::CommonName, "kube-oidc-test-admin");
-    admin
-        .distinguished_name
-        .push(DnType::OrganizationName, "system:masters");
-    admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let admin_cert = admin.signed_by(&admin_key, &issuer).map_err(e)?;
+    let (admin_cert, admin_key) = client_certificate(&issuer, ADMIN)?;
 
     let sa_key = KeyPair::generate().map_err(e)?;
     Ok(Pki {
         ca,
+        ca_params,
+        ca_key: ca_key_pem,
         server_cert: write("apiserver.crt", server_cert.pem())?,
         server_key: write("apiserver.key", server_key.serialize_pem())?,
-        admin_cert: write("admin.crt", admin_cert.pem())?,
-        admin_key: write("admin.key", admin_key.serialize_pem())?,
+        admin_cert: write("admin.crt", admin_cert)?,
+        admin_key: write("admin.key", admin_key)?,
         sa_key: write("sa.key", sa_key.serialize_pem())?,
         sa_pub: write("sa.pub", sa_key.public_key_pem())?,
     })
+}
+
+/// The user name of the admin kubeconfig.
+const ADMIN: &str = "kube-oidc-test-admin";
+
+/// The apiserver's audit policy: the metadata of every write, nothing else. Tests read it to
+/// prove that a component made no writes.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+";
+
+/// A client certificate (PEM certificate, PEM key) for `user` in `system:masters`.
+fn client_certificate(
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    user: &str,
+) -> Result<(String, String), String> {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let e = |e: rcgen::Error| e.to_string();
+    let key = KeyPair::generate().map_err(e)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    params.distinguished_name.push(DnType::CommonName, user);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, issuer).map_err(e)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn kubeconfig_text(server: &str, ca: &Path, cert: &Path, key: &Path) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    client-certificate: {cert}\n    client-key: {key}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: admin\n    namespace: default\ncurrent-context: test\n",
+        ca = ca.display(),
+        cert = cert.display(),
+        key = key.display(),
+    )
 }
 
 impl ControlPlane {
@@ -200,20 +241,20 @@ impl ControlPlane {
         let kubeconfig = dir.join("kubeconfig");
         fs::write(
             &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    client-certificate: {cert}\n    client-key: {key}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: admin\n    namespace: default\ncurrent-context: test\n",
-                ca = pki.ca.display(),
-                cert = pki.admin_cert.display(),
-                key = pki.admin_key.display(),
-            ),
+            kubeconfig_text(&server, &pki.ca, &pki.admin_cert, &pki.admin_key),
         )
         .map_err(|e| e.to_string())?;
+        let audit_policy = dir.join("audit-policy.yaml");
+        fs::write(&audit_policy, AUDIT_POLICY).map_err(|e| e.to_string())?;
 
         let cp = ControlPlane {
             dir: dir.clone(),
             bin: bin.clone(),
             kubeconfig,
             server,
+            ca: pki.ca.clone(),
+            ca_params: pki.ca_params.clone(),
+            ca_key: pki.ca_key.clone(),
             children: Mutex::new(Vec::new()),
         };
 
@@ -255,6 +296,10 @@ impl ControlPlane {
                 "--enable-priority-and-fairness=false".into(),
                 "--endpoint-reconciler-type=none".into(),
                 "--disable-admission-plugins=ServiceAccount".into(),
+                format!("--audit-policy-file={}", p(&audit_policy)),
+                format!("--audit-log-path={}", p(&dir.join("audit.log"))),
+                "--audit-log-format=json".into(),
+                "--audit-log-mode=blocking".into(),
             ],
         )?;
 
@@ -380,6 +425,50 @@ impl ControlPlane {
     /// A kubeconfig with admin credentials, for child processes (`KUBECONFIG`).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A kubeconfig for `user` (in `system:masters`, so as powerful as the admin), for a child
+    /// process whose API writes a test wants to tell apart: see [`ControlPlane::api_writes_by`].
+    pub fn kubeconfig_for(&self, user: &str) -> PathBuf {
+        let key = rcgen::KeyPair::from_pem(&self.ca_key).expect("CA key");
+        let issuer = rcgen::Issuer::new(self.ca_params.clone(), key);
+        let (cert, key) = client_certificate(&issuer, user).expect("client certificate");
+        let file = |ext: &str| self.dir.join(format!("user-{user}.{ext}"));
+        fs::write(file("crt"), cert).expect("write certificate");
+        fs::write(file("key"), key).expect("write key");
+        let path = file("kubeconfig");
+        fs::write(
+            &path,
+            kubeconfig_text(&self.server, &self.ca, &file("crt"), &file("key")),
+        )
+        .expect("write kubeconfig");
+        path
+    }
+
+    /// Every write (create, update, patch, delete) `user` made to the API so far, as
+    /// `verb resource namespace/name code`, from the apiserver's audit log.
+    pub fn api_writes_by(&self, user: &str) -> Vec<String> {
+        let log = fs::read_to_string(self.dir.join("audit.log")).expect("read the audit log");
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["user"]["username"] == user && e["stage"] == "ResponseComplete")
+            .map(|e| {
+                let o = &e["objectRef"];
+                let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+                format!(
+                    "{} {}{} {}/{} {}",
+                    s(&e["verb"]),
+                    s(&o["resource"]),
+                    o["subresource"]
+                        .as_str()
+                        .map(|r| format!("/{r}"))
+                        .unwrap_or_default(),
+                    s(&o["namespace"]),
+                    s(&o["name"]),
+                    e["responseStatus"]["code"]
+                )
+            })
+            .collect()
     }
 
     /// The log file of a control plane component.

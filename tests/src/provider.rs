@@ -17,6 +17,9 @@ pub struct Provider {
     pub port: u16,
     pub issuer: String,
     pub log: std::path::PathBuf,
+    /// In a cluster: the user it authenticates as, of its own (see
+    /// [`ControlPlane::api_writes_by`]).
+    pub kube_user: Option<String>,
 }
 
 impl Provider {
@@ -48,21 +51,29 @@ impl Provider {
 
     /// In a cluster: watches `namespace` for keys and scopes, and its clients.
     pub fn in_cluster(cp: &ControlPlane, namespace: &str, store: &str, extra: &[&str]) -> Provider {
+        let port = ControlPlane::free_port();
+        let user = format!("kube-oidc-provider-{namespace}-{port}");
         let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
-        cmd.env("KUBECONFIG", cp.kubeconfig())
+        cmd.env("KUBECONFIG", cp.kubeconfig_for(&user))
             .args(["--namespace", namespace, "--client-namespaces", namespace])
             .args(["--store", store])
             .args(extra);
-        Self::start(cmd, namespace, None)
+        let mut p = Self::start_on(cmd, namespace, port, None);
+        p.kube_user = Some(user);
+        p
     }
 
     /// Like [`Provider::in_cluster`], with a given issuer: replicas behind one URL share it.
     pub fn replica(cp: &ControlPlane, namespace: &str, store: &str, issuer: &str) -> Provider {
+        let port = ControlPlane::free_port();
+        let user = format!("kube-oidc-provider-{namespace}-{port}");
         let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
-        cmd.env("KUBECONFIG", cp.kubeconfig())
+        cmd.env("KUBECONFIG", cp.kubeconfig_for(&user))
             .args(["--namespace", namespace, "--client-namespaces", namespace])
             .args(["--store", store]);
-        Self::start(cmd, namespace, Some(issuer))
+        let mut p = Self::start_on(cmd, namespace, port, Some(issuer));
+        p.kube_user = Some(user);
+        p
     }
 
     fn start(cmd: Command, name: &str, issuer: Option<&str>) -> Provider {
@@ -88,6 +99,7 @@ impl Provider {
             port,
             issuer,
             log,
+            kube_user: None,
         }
     }
 

@@ -352,6 +352,19 @@ async fn provider_serves_what_the_operator_accepts_and_follows_key_rotation() {
         || async { (client_credentials(&base, &id, &value).await.status() == 401).then_some(()) },
     )
     .await;
+    // Tokens, key rotation and client changes: the provider never wrote to the Kubernetes API
+    // (its identity is its own; the writes of this test's admin are in the same audit log).
+    let writes = cp.api_writes_by(p.kube_user.as_deref().unwrap());
+    assert!(
+        writes.is_empty(),
+        "the provider wrote to the API: {writes:?}"
+    );
+    assert!(
+        cp.api_writes_by("kube-oidc-test-admin")
+            .iter()
+            .any(|w| w.starts_with(&format!("create oidcclients {}/svc ", ns.name))),
+        "the audit log misses the test's own writes"
+    );
     ns.delete().await;
 }
 
@@ -551,6 +564,16 @@ async fn dynamic_client_registration_creates_an_oidc_client() {
     )
     .await;
 
+    // The registration was the provider's write (as its own user, in the audit log) ...
+    let user = p.kube_user.clone().unwrap();
+    let registration_writes = cp.api_writes_by(&user);
+    assert!(
+        registration_writes
+            .iter()
+            .any(|w| w.starts_with("create oidcclients ")),
+        "{registration_writes:?}"
+    );
+
     // A code flow with the returned credentials.
     let (verifier, challenge) = pkce();
     let authorize = format!(
@@ -581,6 +604,8 @@ async fn dynamic_client_registration_creates_an_oidc_client() {
         .unwrap();
     let id = verify(&base, t["id_token"].as_str().unwrap(), &client_id).await;
     assert_eq!(id["email"], "alice@example.com");
+    // ... and a login, a code and its tokens wrote nothing to the Kubernetes API.
+    assert_eq!(cp.api_writes_by(&user), registration_writes);
 
     // RFC 7592: read, update, delete through the registration client URI.
     let r = c.get(&uri).bearer_auth("wrong").send().await.unwrap();
