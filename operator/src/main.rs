@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
 use crds::{OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
-use futures::{FutureExt, StreamExt, future::Shared};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -117,21 +117,45 @@ fn init_tracing(format: &str) {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+/// SIGTERM or Ctrl-C, seen by every part of the process that asks.
+///
+/// The handlers are registered before anything else runs, and a dedicated task waits for them:
+/// the signal never depends on some other future happening to be polled (a lazily created signal
+/// future polled only through the controllers' streams lost a SIGTERM now and then).
+#[derive(Clone)]
+struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
+                _ = interrupt.recv() => {},
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
+        });
+        Ok(Self(rx))
     }
-    tracing::info!("shutting down");
+
+    /// Resolves once shutdown was asked for.
+    async fn wait(mut self) {
+        // An error means the sender is gone, which only happens after it sent `true`.
+        let _ = self.0.wait_for(|down| *down).await;
+    }
+
+    /// The trigger for a controller's `graceful_shutdown_on`.
+    fn trigger(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        self.clone().wait().boxed().shared()
+    }
 }
+
+/// How long the controllers get to finish the reconciles they are running after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Common wrapper: metrics, malformed objects, and the error policy.
 async fn guarded<K, F, Fut>(
@@ -223,8 +247,6 @@ fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(
     futures::future::ready(())
 }
 
-type Shutdown = Shared<futures::future::BoxFuture<'static, ()>>;
-
 async fn run_controllers(
     client: Client,
     args: Args,
@@ -275,7 +297,7 @@ async fn run_controllers(
         Api::<Secret>::namespaced(client.clone(), &args.namespace),
         watcher::Config::default().labels(SIGNING_KEY_LABEL),
     )
-    .graceful_shutdown_on(shutdown.clone())
+    .graceful_shutdown_on(shutdown.trigger())
     .run(
         |o, c| guarded("signingkey", o, c, signing_key::reconcile),
         error_policy("signingkey"),
@@ -308,7 +330,7 @@ async fn run_controllers(
             ),
             move |c| client::clients_sharing_id(&clients_for_conflicts, &c),
         )
-        .graceful_shutdown_on(shutdown.clone())
+        .graceful_shutdown_on(shutdown.trigger())
         .run(
             |o, c| guarded("oidcclient", o, c, client::reconcile),
             error_policy("oidcclient"),
@@ -320,7 +342,7 @@ async fn run_controllers(
         Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), &args.namespace),
         watcher::Config::default(),
     )
-    .graceful_shutdown_on(shutdown.clone())
+    .graceful_shutdown_on(shutdown.trigger())
     .run(
         |o, c| guarded("oidcscope", o, c, scope::reconcile),
         error_policy("oidcscope"),
@@ -362,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
         }
     });
 
-    let shutdown: Shutdown = shutdown_signal().boxed().shared();
+    let shutdown = Shutdown::listen()?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         format!(
             "{}-{}",
@@ -381,16 +403,31 @@ async fn main() -> anyhow::Result<()> {
     );
     tokio::select! {
         _ = election.acquire() => {},
-        _ = shutdown.clone() => return Ok(()),
+        _ = shutdown.clone().wait() => return Ok(()),
     }
+    let mut controllers = std::pin::pin!(run_controllers(
+        client.clone(),
+        args.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+        identity
+    ));
     let lost = tokio::select! {
-        _ = run_controllers(client.clone(), args.clone(), metrics.clone(), shutdown.clone(), identity) => false,
+        _ = &mut controllers => false,
         _ = election.hold() => true,
+        _ = shutdown.clone().wait() => {
+            // Still the leader: let the running reconciles finish, but not forever.
+            if tokio::time::timeout(DRAIN, controllers).await.is_err() {
+                tracing::warn!(after = ?DRAIN, "controllers did not stop in time");
+            }
+            false
+        }
     };
     if lost {
         // Another replica may be writing already: stop at once.
         anyhow::bail!("leadership lost; exiting so that only the leader writes");
     }
     election.release().await;
+    tracing::info!("stopped");
     Ok(())
 }

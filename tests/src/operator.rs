@@ -38,11 +38,27 @@ pub struct Operator {
 impl Operator {
     /// Starts an operator whose own namespace and only client namespace is `namespace`.
     pub fn start(cp: &ControlPlane, namespace: &str, identity: &str, extra: &[&str]) -> Operator {
+        Self::start_for(cp, namespace, namespace, identity, extra)
+    }
+
+    /// Like [`Operator::start`], accepting clients in `client_namespaces` (comma-separated).
+    pub fn start_for(
+        cp: &ControlPlane,
+        namespace: &str,
+        client_namespaces: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> Operator {
         let metrics_port = ControlPlane::free_port();
         let mut cmd = Command::new(workspace_binary("kube-oidc-operator"));
         cmd.env("KUBECONFIG", cp.kubeconfig())
             .env("RUST_LOG", "info,kube_client=warn,kube_runtime=warn")
-            .args(["--namespace", namespace, "--client-namespaces", namespace])
+            .args([
+                "--namespace",
+                namespace,
+                "--client-namespaces",
+                client_namespaces,
+            ])
             .args(["--identity", identity, "--log-format", "text"])
             .args(["--lease-duration", "3s", "--issuer", "https://issuer.test"])
             .arg(format!("--metrics-listen=127.0.0.1:{metrics_port}"))
@@ -63,19 +79,44 @@ impl Operator {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM and wait for a clean exit; returns whether it exited with success.
-    pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill")
+    /// SIGTERM and wait (up to 20 s) for a clean exit; an error says how it ended, with the end
+    /// of its log.
+    pub fn terminate(&mut self, cp: &ControlPlane) -> Result<Duration, String> {
+        let started = std::time::Instant::now();
+        let kill = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
+            .output();
+        let kill = match kill {
+            Ok(o) => format!("kill: {} {}", o.status, String::from_utf8_lossy(&o.stderr)),
+            Err(e) => format!("kill: {e}"),
+        };
+        let outcome = loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
+                break format!("exited with {status}");
             }
-            std::thread::sleep(Duration::from_millis(100));
+            if started.elapsed() > Duration::from_secs(20) {
+                // Signal state, to tell a lost signal from a stuck process.
+                let pid = self.child.id();
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("Sig") || l.starts_with("ShdPnd") || l.starts_with("State")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.kill();
+                break format!("still running 20 s after SIGTERM ({kill}; {status})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if outcome == "exited with exit status: 0" {
+            return Ok(started.elapsed());
         }
-        self.kill();
-        false
+        let log = self.log(cp);
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(format!("{outcome}; end of its log:\n{}", tail.join("\n")))
     }
 
     /// Whether the process is still running.

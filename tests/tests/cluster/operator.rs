@@ -479,7 +479,10 @@ async fn client_credentials_are_generated_once_rotated_with_overlap_and_collecte
     );
 
     // Stable across operator restarts.
-    assert!(op.terminate(), "operator did not exit cleanly on SIGTERM");
+    let stopped = op
+        .terminate(cp)
+        .unwrap_or_else(|e| panic!("operator did not exit cleanly on SIGTERM: {e}"));
+    eprintln!("operator stopped {stopped:?} after SIGTERM");
     let _op2 = Operator::start(cp, &ns.name, "b", &[]);
     clients
         .patch(
