@@ -53,6 +53,19 @@ pub fn crds()
     vec![OidcClient::crd(), OidcScope::crd(), SigningKey::crd()]
 }
 
+/// The root of the source checkout, for tools and tests that read committed files.
+///
+/// Taken at run time from the `CARGO_MANIFEST_DIR` that `cargo run` and `cargo test` set (every
+/// workspace member sits one level below the root). The compile-time value is only a fallback:
+/// checkouts that share one `CARGO_TARGET_DIR` share build artifacts, so a binary may have been
+/// compiled in another checkout than the one it now runs for.
+pub fn workspace_root() -> std::path::PathBuf {
+    let member = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    member.parent().map(Into::into).unwrap_or(member)
+}
+
 /// The generated CRDs as the YAML files committed under `crds/yaml/`: (file name, contents).
 pub fn crd_yaml_files() -> Result<Vec<(String, String)>, serde_yaml::Error> {
     crds()
@@ -76,10 +89,10 @@ mod tests {
     /// `cargo run -p crds --bin crdgen` after changing a type.
     #[test]
     fn committed_crd_yaml_is_up_to_date() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = super::workspace_root();
         let mut stale = Vec::new();
         // The chart ships the same files (Helm installs its crds/ before the templates).
-        for dir in ["yaml", "../charts/kube-oidc/crds"] {
+        for dir in ["crds/yaml", "charts/kube-oidc/crds"] {
             for (file, body) in super::crd_yaml_files().unwrap() {
                 let committed =
                     std::fs::read_to_string(root.join(dir).join(&file)).unwrap_or_default();

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = crds::workspace_root();
     let dirs = match std::env::args_os().nth(1) {
         Some(dir) => vec![PathBuf::from(dir)],
-        None => vec![root.join("yaml"), root.join("../charts/kube-oidc/crds")],
+        None => vec![root.join("crds/yaml"), root.join("charts/kube-oidc/crds")],
     };
     for dir in dirs {
         std::fs::create_dir_all(&dir)?;

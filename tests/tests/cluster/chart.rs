@@ -4,7 +4,7 @@
 
 use std::{
     io::Write,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -24,7 +24,7 @@ use kube_oidc_tests::{ControlPlane, TestNamespace, control_plane, operator::work
 use crate::operator::eventually;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    crds::workspace_root()
 }
 
 fn chart() -> PathBuf {

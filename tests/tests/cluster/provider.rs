@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::operator::eventually;
 
 fn examples_local() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/local")
+    crds::workspace_root().join("examples/local")
 }
 
 fn http() -> reqwest::Client {
