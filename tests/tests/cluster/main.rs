@@ -22,9 +22,10 @@ mod chart;
 mod examples;
 mod operator;
 mod provider;
+mod readme;
 
 fn examples_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+    crds::workspace_root().join("examples")
 }
 
 fn dynamic_api(ns: &kube_oidc_tests::TestNamespace, kind: &str) -> Api<DynamicObject> {

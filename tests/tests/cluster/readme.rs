@@ -1,0 +1,339 @@
+//! Every command of the README and of the examples' READMEs, run as written against the real
+//! control plane (kubectl and helm from the test build; the operator the chart would run, started
+//! out of cluster). A command added to a README without a way to run it here fails the test.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crds::{KeyState, OidcClient, OidcScope, SigningKey};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::{Api, ResourceExt};
+use kube_oidc_tests::{ControlPlane, Operator, control_plane, operator::workspace_binary};
+
+use crate::operator::eventually;
+
+fn repo() -> PathBuf {
+    crds::workspace_root().canonicalize().unwrap()
+}
+
+/// The shell commands of a README: its indented code blocks, one command per line (a line
+/// ending in `\` continues on the next).
+fn readme_commands(readme: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(readme).unwrap();
+    let mut commands = Vec::new();
+    let mut fenced = false;
+    let mut pending = String::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let Some(code) = line.strip_prefix("    ").filter(|_| !fenced) else {
+            continue;
+        };
+        let code = code.trim();
+        if let Some(start) = code.strip_suffix('\\') {
+            pending.push_str(start.trim_end());
+            pending.push(' ');
+        } else {
+            pending.push_str(code);
+            commands.push(std::mem::take(&mut pending));
+        }
+    }
+    commands
+}
+
+/// Runs `command` with bash in the repository, with kubectl, helm and the workspace binaries on
+/// PATH and the admin kubeconfig; returns stdout, panicking with stderr on failure.
+fn sh(cp: &ControlPlane, command: &str) -> String {
+    let path = format!(
+        "{}:{}:{}",
+        cp.bin_path("kubectl").parent().unwrap().display(),
+        workspace_binary("kube-oidc-provider")
+            .parent()
+            .unwrap()
+            .display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", command])
+        .current_dir(repo())
+        .env("PATH", path)
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("HELM_CACHE_HOME", cp.dir().join("helm/cache"))
+        .env("HELM_CONFIG_HOME", cp.dir().join("helm/config"))
+        .env("HELM_DATA_HOME", cp.dir().join("helm/data"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "README command failed: {command}\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Commands a test cannot run from inside `cargo test`, and what runs them instead.
+const RUN_ELSEWHERE: [(&str, &str); 1] = [("tests/run", ".ci/run")];
+
+async fn signing_key(cp: &ControlPlane) -> SigningKey {
+    Api::<SigningKey>::namespaced(cp.client().await, "kube-oidc")
+        .get("default")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_commands_work_as_written() {
+    let cp = control_plane();
+    let commands = readme_commands(&repo().join("README.md"));
+    assert!(commands.len() >= 8, "README commands: {commands:?}");
+    let mut done = vec![false; commands.len()];
+    let quick_start = run_args(&commands, &mut done, "cargo run -p kube-oidc-provider -- ");
+    let mut run = |prefix: &str| -> String {
+        let i = commands
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("the README no longer has `{prefix}...`"));
+        done[i] = true;
+        let command = commands[i].clone();
+        if command.contains("<kid>") {
+            return command; // filled in by the caller
+        }
+        sh(cp, &command)
+    };
+
+    // Quick start: the program and arguments of `cargo run` (a nested cargo would wait on the
+    // build lock of this one), serving where the README says.
+    let mut provider = Command::new(workspace_binary("kube-oidc-provider"))
+        .args(&quick_start)
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let discovery = eventually(
+        "the quick start to serve discovery at http://127.0.0.1:8080",
+        Duration::from_secs(20),
+        || async {
+            let r = reqwest::get("http://127.0.0.1:8080/.well-known/openid-configuration")
+                .await
+                .ok()?;
+            r.json::<serde_json::Value>().await.ok()
+        },
+    )
+    .await;
+    assert_eq!(discovery["issuer"], "http://127.0.0.1:8080");
+
+    // Install in a cluster.
+    let notes = run("helm install kube-oidc charts/kube-oidc ");
+    assert!(notes.contains("https://login.example.com"), "{notes}");
+    // The operator the chart deploys, run out of cluster (the test cluster has no nodes), for
+    // the README's team namespace only: other tests share this control plane.
+    let _operator = Operator::start_for(cp, "kube-oidc", "my-team,team-a", "readme", &[]);
+
+    // Onboard a client.
+    run("kubectl create namespace my-team");
+    run("kubectl apply -n my-team -f examples/web-app/");
+    let started = Instant::now();
+    let table = loop {
+        let out = run("kubectl get oidcclients -n my-team");
+        if out.contains(" True ") || started.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("orders-web "))
+        .unwrap_or_else(|| panic!("{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..4],
+        ["orders-web", "True", "my-team.orders-web", "confidential"],
+        "{table}"
+    );
+    let client = cp.client().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "my-team");
+    let first =
+        secrets.get("orders-web-oidc").await.unwrap().data.unwrap()["client-secret"].clone();
+    run("kubectl annotate oidcclient orders-web -n my-team kubeoidc.dev/rotate-secret=");
+    eventually(
+        "a new client secret, with the previous one still valid",
+        Duration::from_secs(20),
+        || async {
+            let data = secrets.get("orders-web-oidc").await.ok()?.data?;
+            let c = Api::<OidcClient>::namespaced(client.clone(), "my-team")
+                .get("orders-web")
+                .await
+                .ok()?;
+            (data["client-secret"] != first && c.status?.previous_secret.is_some()).then_some(())
+        },
+    )
+    .await;
+
+    // Signing keys.
+    let active = eventually(
+        "the default key to be Active",
+        Duration::from_secs(20),
+        || async {
+            let key = signing_key(cp).await;
+            key.status?
+                .keys
+                .into_iter()
+                .find(|k| k.state == KeyState::Active)
+                .map(|k| k.kid)
+        },
+    )
+    .await;
+    let table = run("kubectl get signingkeys -n kube-oidc");
+    assert!(table.contains(&active), "{table}");
+    run("kubectl annotate signingkey default -n kube-oidc kubeoidc.dev/rotate=now");
+    let next = eventually(
+        "a Next key after rotate=now",
+        Duration::from_secs(20),
+        || async {
+            signing_key(cp)
+                .await
+                .status?
+                .keys
+                .into_iter()
+                .find(|k| k.kid != active)
+                .map(|k| k.kid)
+        },
+    )
+    .await;
+    let revoke = run("kubectl annotate signingkey default -n kube-oidc kubeoidc.dev/revoke-kid=");
+    sh(cp, &revoke.replace("<kid>", &next));
+    eventually(
+        "the revoked kid to be gone",
+        Duration::from_secs(20),
+        || async {
+            let keys = signing_key(cp).await.status?.keys;
+            (!keys.iter().any(|k| k.kid == next)).then_some(())
+        },
+    )
+    .await;
+
+    for (command, by) in RUN_ELSEWHERE {
+        let i = commands
+            .iter()
+            .position(|c| c == command)
+            .unwrap_or_else(|| panic!("the README no longer has `{command}`"));
+        eprintln!("README `{command}`: run by {by}");
+        done[i] = true;
+    }
+    let not_run: Vec<&String> = commands
+        .iter()
+        .zip(&done)
+        .filter(|(_, d)| !**d)
+        .map(|(c, _)| c)
+        .collect();
+    assert!(
+        not_run.is_empty(),
+        "README commands no test runs: {not_run:?}"
+    );
+
+    examples_readmes(cp, &quick_start).await;
+    let _ = provider.kill();
+    let _ = provider.wait();
+
+    for ns in ["my-team", "team-a", "kube-oidc"] {
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(ns, &Default::default())
+            .await;
+    }
+}
+
+/// The arguments after `--` of the README command that starts with `prefix`.
+fn run_args(commands: &[String], done: &mut [bool], prefix: &str) -> Vec<String> {
+    let i = commands
+        .iter()
+        .position(|c| c.starts_with(prefix))
+        .unwrap_or_else(|| panic!("the README no longer has `{prefix}...`"));
+    done[i] = true;
+    commands[i][prefix.len()..]
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// The examples' READMEs, in the cluster the README set up (and with its quick start still
+/// serving): every command succeeds, and everything they apply becomes Ready.
+async fn examples_readmes(cp: &ControlPlane, quick_start: &[String]) {
+    let mut readmes: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path().join("README.md")))
+        .filter(|p| p.is_file())
+        .collect();
+    readmes.sort();
+    let mut ran = 0;
+    for readme in readmes {
+        for command in readme_commands(&readme) {
+            if let Some(args) = command.strip_prefix("cargo run -p kube-oidc-provider -- ") {
+                // The quick start, already serving.
+                assert_eq!(args.split_whitespace().collect::<Vec<_>>(), quick_start);
+            } else {
+                let out = sh(cp, &command);
+                if command.starts_with("curl") {
+                    assert!(out.contains("access_token"), "{command}: {out}");
+                }
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= 10, "only {ran} commands in the examples' READMEs");
+    let client = cp.client().await;
+    eventually(
+        "every client, scope and key the READMEs applied to be Ready",
+        Duration::from_secs(30),
+        || async {
+            let mut not_ready = Vec::new();
+            for ns in ["my-team", "team-a"] {
+                for c in Api::<OidcClient>::namespaced(client.clone(), ns)
+                    .list(&Default::default())
+                    .await
+                    .ok()?
+                {
+                    let st = c.status.clone().unwrap_or_default();
+                    if !crds::condition::is_ready_for(&st.conditions, c.metadata.generation) {
+                        not_ready.push(format!("OidcClient {ns}/{}", c.name_any()));
+                    }
+                }
+            }
+            for s in Api::<OidcScope>::namespaced(client.clone(), "kube-oidc")
+                .list(&Default::default())
+                .await
+                .ok()?
+            {
+                let st = s.status.clone().unwrap_or_default();
+                if !crds::condition::is_ready_for(&st.conditions, s.metadata.generation) {
+                    not_ready.push(format!("OidcScope {}", s.name_any()));
+                }
+            }
+            for k in Api::<SigningKey>::namespaced(client.clone(), "kube-oidc")
+                .list(&Default::default())
+                .await
+                .ok()?
+            {
+                let st = k.status.clone().unwrap_or_default();
+                if !crds::condition::is_ready_for(&st.conditions, k.metadata.generation) {
+                    not_ready.push(format!("SigningKey {}", k.name_any()));
+                }
+            }
+            if not_ready.is_empty() {
+                Some(())
+            } else {
+                eprintln!("not Ready yet: {not_ready:?}");
+                None
+            }
+        },
+    )
+    .await;
+}
