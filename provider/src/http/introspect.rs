@@ -9,8 +9,8 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::{
-    AccessClaims, RefreshGrant, Shared, TokenError, access_claims, authenticate_client, now,
-    token_error,
+    AccessClaims, REFRESH_TOKEN, RefreshGrant, Shared, TokenError, access_claims,
+    authenticate_client, now, token_error,
 };
 use crate::{oidc, store::token_key};
 
@@ -78,7 +78,7 @@ pub async fn introspect(State(s): State<Shared>, headers: HeaderMap, body: Bytes
         }
         if let Some(grant) = s
             .store
-            .get(&token_key("rt", token))
+            .get(&token_key(REFRESH_TOKEN.kind, token))
             .await?
             .and_then(|v| serde_json::from_str::<RefreshGrant>(&v).ok())
             && grant.client_id == caller.id
@@ -113,13 +113,15 @@ pub async fn revoke(State(s): State<Shared>, headers: HeaderMap, body: Bytes) ->
         // A refresh token: the whole family goes, and with it the access tokens issued from it.
         if let Some(grant) = s
             .store
-            .get(&token_key("rt", token))
+            .get(&token_key(REFRESH_TOKEN.kind, token))
             .await?
             .and_then(|v| serde_json::from_str::<RefreshGrant>(&v).ok())
         {
             if grant.client_id == caller.id {
                 s.store.delete(&format!("family:{}", grant.family)).await?;
-                s.store.delete(&token_key("rt", token)).await?;
+                s.store
+                    .delete(&token_key(REFRESH_TOKEN.kind, token))
+                    .await?;
             }
             return Ok(());
         }

@@ -511,7 +511,7 @@ async fn proceed(
     };
     s.store
         .put(
-            &token_key("code", &code),
+            &token_key(CODE.kind, &code),
             &serde_json::to_string(&grant).unwrap_or_default(),
             CODE_TTL,
         )
@@ -978,29 +978,92 @@ async fn token_inner(
     result
 }
 
-/// Takes a single-use grant (a code, a refresh token). On a second use it revokes the family the
-/// first use produced (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and fails with invalid_grant.
-async fn take_single_use(
+/// A kind of single-use grant: authorization codes and refresh tokens.
+struct SingleUse {
+    grant_type: GrantType,
+    /// The form parameter that carries it.
+    param: &'static str,
+    /// Its key prefix in the store, and that of the marker a redeemed one leaves behind.
+    kind: &'static str,
+    used_kind: &'static str,
+    /// How error descriptions name it.
+    what: &'static str,
+}
+
+const CODE: SingleUse = SingleUse {
+    grant_type: GrantType::AuthorizationCode,
+    param: "code",
+    kind: "code",
+    used_kind: "codeused",
+    what: "the code",
+};
+
+const REFRESH_TOKEN: SingleUse = SingleUse {
+    grant_type: GrantType::RefreshToken,
+    param: "refresh_token",
+    kind: "rt",
+    used_kind: "rtused",
+    what: "the refresh token",
+};
+
+/// What a stored single-use grant knows about whom it was issued to.
+trait IssuedTo {
+    fn client_id(&self) -> &str;
+}
+
+impl IssuedTo for CodeGrant {
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+}
+
+impl IssuedTo for RefreshGrant {
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+}
+
+/// Redeems a single-use grant sent in `params`: the client may use the grant type, the grant is
+/// taken from the store at most once, and it was issued to this client. Returns it with the
+/// token as sent. A second use revokes the family the first use produced (RFC 6749 §4.1.2,
+/// RFC 9700 §4.14.2) and fails with invalid_grant.
+async fn redeem<'p, G: serde::de::DeserializeOwned + IssuedTo>(
     s: &AppState,
-    kind: &str,
-    used_kind: &str,
-    token: &str,
-    what: &str,
-) -> Result<String, TokenError> {
-    if let Some(grant) = s.store.take(&token_key(kind, token)).await? {
-        return Ok(grant);
+    client: &ClientConfig,
+    params: &'p HashMap<String, String>,
+    single: &SingleUse,
+) -> Result<(G, &'p String), TokenError> {
+    if !client.allows(single.grant_type) {
+        return Err(token_error(
+            "unauthorized_client",
+            format!("this client may not use {}", single.grant_type.as_str()),
+        ));
     }
-    if let Some(family) = s.store.get(&token_key(used_kind, token)).await? {
-        s.store.delete(&format!("family:{family}")).await?;
-        tracing::warn!(
-            kind,
-            "a single-use grant was used twice; its family is revoked"
-        );
+    let token = params
+        .get(single.param)
+        .ok_or_else(|| token_error("invalid_request", format!("{} is required", single.param)))?;
+    let Some(stored) = s.store.take(&token_key(single.kind, token)).await? else {
+        if let Some(family) = s.store.get(&token_key(single.used_kind, token)).await? {
+            s.store.delete(&format!("family:{family}")).await?;
+            tracing::warn!(
+                kind = single.kind,
+                "a single-use grant was used twice; its family is revoked"
+            );
+        }
+        return Err(token_error(
+            "invalid_grant",
+            format!("{} is invalid, expired or already used", single.what),
+        ));
+    };
+    let grant: G = serde_json::from_str(&stored)
+        .map_err(|_| token_error("invalid_grant", format!("{} is invalid", single.what)))?;
+    if grant.client_id() != client.id {
+        return Err(token_error(
+            "invalid_grant",
+            format!("{} was issued to another client", single.what),
+        ));
     }
-    Err(token_error(
-        "invalid_grant",
-        format!("{what} is invalid, expired or already used"),
-    ))
+    Ok((grant, token))
 }
 
 async fn code_grant(
@@ -1009,24 +1072,7 @@ async fn code_grant(
     client: &ClientConfig,
     params: &HashMap<String, String>,
 ) -> Result<Value, TokenError> {
-    if !client.allows(GrantType::AuthorizationCode) {
-        return Err(token_error(
-            "unauthorized_client",
-            "this client may not use authorization_code",
-        ));
-    }
-    let code = params
-        .get("code")
-        .ok_or_else(|| token_error("invalid_request", "code is required"))?;
-    let grant = take_single_use(s, "code", "codeused", code, "the code").await?;
-    let grant: CodeGrant = serde_json::from_str(&grant)
-        .map_err(|_| token_error("invalid_grant", "the code is invalid"))?;
-    if grant.client_id != client.id {
-        return Err(token_error(
-            "invalid_grant",
-            "the code was issued to another client",
-        ));
-    }
+    let (grant, code): (CodeGrant, _) = redeem(s, client, params, &CODE).await?;
     if params.get("redirect_uri") != Some(&grant.redirect_uri) {
         return Err(token_error(
             "invalid_grant",
@@ -1054,7 +1100,7 @@ async fn code_grant(
     let family = oidc::random_token();
     s.store
         .put(
-            &token_key("codeused", code),
+            &token_key(CODE.used_kind, code),
             &family,
             Duration::from_secs(600),
         )
@@ -1080,24 +1126,7 @@ async fn refresh_grant(
     client: &ClientConfig,
     params: &HashMap<String, String>,
 ) -> Result<Value, TokenError> {
-    if !client.allows(GrantType::RefreshToken) {
-        return Err(token_error(
-            "unauthorized_client",
-            "this client may not use refresh_token",
-        ));
-    }
-    let token = params
-        .get("refresh_token")
-        .ok_or_else(|| token_error("invalid_request", "refresh_token is required"))?;
-    let grant = take_single_use(s, "rt", "rtused", token, "the refresh token").await?;
-    let grant: RefreshGrant = serde_json::from_str(&grant)
-        .map_err(|_| token_error("invalid_grant", "the refresh token is invalid"))?;
-    if grant.client_id != client.id {
-        return Err(token_error(
-            "invalid_grant",
-            "the refresh token was issued to another client",
-        ));
-    }
+    let (grant, token): (RefreshGrant, _) = redeem(s, client, params, &REFRESH_TOKEN).await?;
     if s.store
         .get(&format!("family:{}", grant.family))
         .await?
@@ -1110,7 +1139,7 @@ async fn refresh_grant(
     }
     s.store
         .put(
-            &token_key("rtused", token),
+            &token_key(REFRESH_TOKEN.used_kind, token),
             &grant.family,
             client.refresh_token_ttl,
         )
@@ -1298,7 +1327,7 @@ async fn issue(
         };
         s.store
             .put(
-                &token_key("rt", &refresh),
+                &token_key(REFRESH_TOKEN.kind, &refresh),
                 &serde_json::to_string(&grant).unwrap_or_default(),
                 client.refresh_token_ttl,
             )
