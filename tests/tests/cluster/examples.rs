@@ -2,11 +2,10 @@
 
 use std::{path::Path, process::Stdio, time::Duration};
 
-use crds::{OidcClient, OidcScope, SigningKey};
+use crds::OidcClient;
 use futures::future::join_all;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{Api, ResourceExt};
-use kube_oidc_tests::{Operator, TestNamespace, control_plane};
+use kube_oidc_tests::{Operator, TestNamespace, control_plane, readiness};
 
 use crate::operator::eventually;
 
@@ -46,39 +45,10 @@ fn manifests(dir: &Path) -> String {
     docs.join("---\n")
 }
 
-fn ready(conditions: &[Condition], generation: Option<i64>) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == generation)
-}
-
+/// How many kube-oidc objects the namespace holds, once every one of them is Ready.
 async fn all_ready(ns: &TestNamespace) -> Option<usize> {
-    let clients = Api::<OidcClient>::namespaced(ns.client.clone(), &ns.name)
-        .list(&Default::default())
-        .await
-        .ok()?;
-    let scopes = Api::<OidcScope>::namespaced(ns.client.clone(), &ns.name)
-        .list(&Default::default())
-        .await
-        .ok()?;
-    let keys = Api::<SigningKey>::namespaced(ns.client.clone(), &ns.name)
-        .list(&Default::default())
-        .await
-        .ok()?;
-    let mut n = 0;
-    for c in &clients.items {
-        ready(&c.status.as_ref()?.conditions, c.metadata.generation).then_some(())?;
-        n += 1;
-    }
-    for s in &scopes.items {
-        ready(&s.status.as_ref()?.conditions, s.metadata.generation).then_some(())?;
-        n += 1;
-    }
-    for k in &keys.items {
-        ready(&k.status.as_ref()?.conditions, k.metadata.generation).then_some(())?;
-        n += 1;
-    }
-    Some(n)
+    let (objects, not_ready) = readiness(&ns.client, &ns.name).await.ok()?;
+    not_ready.is_empty().then_some(objects)
 }
 
 async fn example_reaches_ready(name: String) -> (String, usize) {

@@ -8,10 +8,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crds::{KeyState, OidcClient, OidcScope, SigningKey};
+use crds::{KeyState, OidcClient, SigningKey};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::{Api, ResourceExt};
-use kube_oidc_tests::{ControlPlane, Operator, control_plane, operator::workspace_binary};
+use kube::Api;
+use kube_oidc_tests::{
+    ControlPlane, Operator, control_plane, operator::workspace_binary, readiness,
+};
 
 use crate::operator::eventually;
 
@@ -295,37 +297,8 @@ async fn examples_readmes(cp: &ControlPlane, quick_start: &[String]) {
         Duration::from_secs(30),
         || async {
             let mut not_ready = Vec::new();
-            for ns in ["my-team", "team-a"] {
-                for c in Api::<OidcClient>::namespaced(client.clone(), ns)
-                    .list(&Default::default())
-                    .await
-                    .ok()?
-                {
-                    let st = c.status.clone().unwrap_or_default();
-                    if !crds::condition::is_ready_for(&st.conditions, c.metadata.generation) {
-                        not_ready.push(format!("OidcClient {ns}/{}", c.name_any()));
-                    }
-                }
-            }
-            for s in Api::<OidcScope>::namespaced(client.clone(), "kube-oidc")
-                .list(&Default::default())
-                .await
-                .ok()?
-            {
-                let st = s.status.clone().unwrap_or_default();
-                if !crds::condition::is_ready_for(&st.conditions, s.metadata.generation) {
-                    not_ready.push(format!("OidcScope {}", s.name_any()));
-                }
-            }
-            for k in Api::<SigningKey>::namespaced(client.clone(), "kube-oidc")
-                .list(&Default::default())
-                .await
-                .ok()?
-            {
-                let st = k.status.clone().unwrap_or_default();
-                if !crds::condition::is_ready_for(&st.conditions, k.metadata.generation) {
-                    not_ready.push(format!("SigningKey {}", k.name_any()));
-                }
+            for ns in ["my-team", "team-a", "kube-oidc"] {
+                not_ready.extend(readiness(&client, ns).await.ok()?.1);
             }
             if not_ready.is_empty() {
                 Some(())
