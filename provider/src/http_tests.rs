@@ -602,8 +602,8 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
         .await;
     assert_eq!(again.status, StatusCode::FOUND);
     assert!(again.query().contains_key("code"));
-    // prompt=login and max_age=0 ask again.
-    for extra in ["&prompt=login", "&max_age=0"] {
+    // prompt=login, prompt=select_account and max_age=0 ask again.
+    for extra in ["&prompt=login", "&prompt=select_account", "&max_age=0"] {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let r = b
             .get(&h, &authorize_uri("web", "https://web.example/cb", extra))
