@@ -92,6 +92,9 @@ impl Operator {
         };
         let outcome = loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                if status.success() {
+                    return Ok(started.elapsed());
+                }
                 break format!("exited with {status}");
             }
             if started.elapsed() > Duration::from_secs(20) {
@@ -110,9 +113,6 @@ impl Operator {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        if outcome == "exited with exit status: 0" {
-            return Ok(started.elapsed());
-        }
         let log = self.log(cp);
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();

@@ -96,19 +96,13 @@ async fn readme_commands_work_as_written() {
     let commands = readme_commands(&repo().join("README.md"));
     assert!(commands.len() >= 8, "README commands: {commands:?}");
     let mut done = vec![false; commands.len()];
-    let quick_start = run_args(&commands, &mut done, "cargo run -p kube-oidc-provider -- ");
-    let mut run = |prefix: &str| -> String {
-        let i = commands
-            .iter()
-            .position(|c| c.starts_with(prefix))
-            .unwrap_or_else(|| panic!("the README no longer has `{prefix}...`"));
-        done[i] = true;
-        let command = commands[i].clone();
-        if command.contains("<kid>") {
-            return command; // filled in by the caller
-        }
-        sh(cp, &command)
-    };
+    let quick_start_prefix = "cargo run -p kube-oidc-provider -- ";
+    let quick_start: Vec<String> = take(&commands, &mut done, quick_start_prefix)
+        [quick_start_prefix.len()..]
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let mut run = |prefix: &str| sh(cp, &take(&commands, &mut done, prefix));
 
     // Quick start: the program and arguments of `cargo run` (a nested cargo would wait on the
     // build lock of this one), serving where the README says.
@@ -211,7 +205,11 @@ async fn readme_commands_work_as_written() {
         },
     )
     .await;
-    let revoke = run("kubectl annotate signingkey default -n kube-oidc kubeoidc.dev/revoke-kid=");
+    let revoke = take(
+        &commands,
+        &mut done,
+        "kubectl annotate signingkey default -n kube-oidc kubeoidc.dev/revoke-kid=",
+    );
     sh(cp, &revoke.replace("<kid>", &next));
     eventually(
         "the revoked kid to be gone",
@@ -224,12 +222,8 @@ async fn readme_commands_work_as_written() {
     .await;
 
     for (command, by) in RUN_ELSEWHERE {
-        let i = commands
-            .iter()
-            .position(|c| c == command)
-            .unwrap_or_else(|| panic!("the README no longer has `{command}`"));
+        assert_eq!(take(&commands, &mut done, command), command);
         eprintln!("README `{command}`: run by {by}");
-        done[i] = true;
     }
     let not_run: Vec<&String> = commands
         .iter()
@@ -253,17 +247,14 @@ async fn readme_commands_work_as_written() {
     }
 }
 
-/// The arguments after `--` of the README command that starts with `prefix`.
-fn run_args(commands: &[String], done: &mut [bool], prefix: &str) -> Vec<String> {
+/// The README command that starts with `prefix`, marked as run.
+fn take(commands: &[String], done: &mut [bool], prefix: &str) -> String {
     let i = commands
         .iter()
         .position(|c| c.starts_with(prefix))
         .unwrap_or_else(|| panic!("the README no longer has `{prefix}...`"));
     done[i] = true;
-    commands[i][prefix.len()..]
-        .split_whitespace()
-        .map(String::from)
-        .collect()
+    commands[i].clone()
 }
 
 /// The examples' READMEs, in the cluster the README set up (and with its quick start still
