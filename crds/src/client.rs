@@ -250,6 +250,19 @@ pub enum GrantType {
 }
 
 impl GrantType {
+    /// The grants this release of kube-oidc serves at `/token`. A client that lists another one
+    /// is not Ready: the provider would refuse every request it makes with it.
+    pub const SERVED: [GrantType; 3] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+    ];
+
+    /// Whether the provider serves this grant.
+    pub fn is_served(self) -> bool {
+        Self::SERVED.contains(&self)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",

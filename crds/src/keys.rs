@@ -139,6 +139,84 @@ fn public_jwk_from_der(alg: Algorithm, der: &[u8]) -> Result<PublicJwk, KeyError
     Ok(jwk)
 }
 
+/// The size in bits of an RSA key's modulus.
+pub fn rsa_modulus_bits(jwk: &PublicJwk) -> Option<u32> {
+    let n = B64.decode(jwk.n.as_deref()?).ok()?;
+    let first = *n.first()?;
+    u32::try_from(n.len() * 8).ok()? .checked_sub(first.leading_zeros())
+}
+
+/// Why a published JWK cannot be served.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("JWK {kid:?} is malformed: {why}")]
+pub struct MalformedJwk {
+    pub kid: String,
+    pub why: String,
+}
+
+/// Checks a public JWK the way a relying party will use it: a known algorithm, every member its
+/// key type requires (RFC 7518 §6, RFC 8037 §2), of the right length, and `kid` its RFC 7638
+/// thumbprint.
+pub fn check_public_jwk(jwk: &PublicJwk) -> Result<Algorithm, MalformedJwk> {
+    let fail = |why: String| MalformedJwk {
+        kid: jwk.kid.clone(),
+        why,
+    };
+    let alg = jwk
+        .alg
+        .as_deref()
+        .and_then(|a| serde_json::from_value::<Algorithm>(a.into()).ok())
+        .ok_or_else(|| fail(format!("unknown or missing alg {:?}", jwk.alg)))?;
+    let member = |name: &str, value: &Option<String>, len: Option<usize>| {
+        let bytes = value
+            .as_deref()
+            .ok_or_else(|| fail(format!("member {name} is missing")))
+            .and_then(|v| {
+                B64.decode(v)
+                    .map_err(|_| fail(format!("member {name} is not base64url")))
+            })?;
+        match len {
+            Some(len) if bytes.len() != len => Err(fail(format!(
+                "member {name} has {} bytes, not {len}",
+                bytes.len()
+            ))),
+            _ if bytes.is_empty() => Err(fail(format!("member {name} is empty"))),
+            _ => Ok(()),
+        }
+    };
+    let expected = match alg {
+        Algorithm::RS256 | Algorithm::PS256 => ("RSA", None),
+        Algorithm::ES256 => ("EC", Some("P-256")),
+        Algorithm::EdDSA => ("OKP", Some("Ed25519")),
+    };
+    if jwk.kty != expected.0 || jwk.crv.as_deref() != expected.1 {
+        return Err(fail(format!(
+            "kty {:?} crv {:?} do not fit alg {}",
+            jwk.kty,
+            jwk.crv,
+            alg.as_str()
+        )));
+    }
+    match alg {
+        Algorithm::RS256 | Algorithm::PS256 => {
+            member("n", &jwk.n, None)?;
+            member("e", &jwk.e, None)?;
+            if rsa_modulus_bits(jwk).is_none_or(|bits| bits < 2048) {
+                return Err(fail("the RSA modulus is shorter than 2048 bits".into()));
+            }
+        }
+        Algorithm::ES256 => {
+            member("x", &jwk.x, Some(32))?;
+            member("y", &jwk.y, Some(32))?;
+        }
+        Algorithm::EdDSA => member("x", &jwk.x, Some(32))?,
+    }
+    if thumbprint(jwk) != jwk.kid {
+        return Err(fail("kid is not the key's RFC 7638 thumbprint".into()));
+    }
+    Ok(alg)
+}
+
 /// RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order,
 /// base64url without padding.
 pub fn thumbprint(jwk: &PublicJwk) -> String {
@@ -168,6 +246,44 @@ pub fn thumbprint(jwk: &PublicJwk) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn malformed_jwks_are_named() {
+        for alg in [
+            Algorithm::RS256,
+            Algorithm::PS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ] {
+            let good = generate(alg, 2048).unwrap().jwk;
+            assert_eq!(check_public_jwk(&good), Ok(alg));
+            if matches!(alg, Algorithm::RS256 | Algorithm::PS256) {
+                assert_eq!(rsa_modulus_bits(&good), Some(2048));
+            }
+            let required: &[&str] = match alg {
+                Algorithm::RS256 | Algorithm::PS256 => &["n", "e"],
+                Algorithm::ES256 => &["x", "y"],
+                Algorithm::EdDSA => &["x"],
+            };
+            for name in required {
+                let mut bad = good.clone();
+                match *name {
+                    "n" => bad.n = None,
+                    "e" => bad.e = None,
+                    "x" => bad.x = None,
+                    _ => bad.y = None,
+                }
+                let err = check_public_jwk(&bad).unwrap_err();
+                assert!(err.why.contains(&format!("member {name}")), "{err}");
+            }
+            let mut other_kid = good.clone();
+            other_kid.kid = "not-the-thumbprint".into();
+            assert!(check_public_jwk(&other_kid).is_err());
+            let mut no_alg = good.clone();
+            no_alg.alg = None;
+            assert!(check_public_jwk(&no_alg).is_err());
+        }
+    }
 
     #[test]
     fn rfc7638_example_thumbprint() {

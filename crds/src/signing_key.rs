@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
     ),
     printcolumn(name = "Algorithm", type_ = "string", json_path = ".spec.algorithm"),
     printcolumn(name = "Active-KID", type_ = "string", json_path = ".status.activeKid"),
+    // `date` columns render as an age, and a time in the future as `<invalid>`.
     printcolumn(
         name = "Next-Rotation",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.nextRotation"
     ),
     printcolumn(

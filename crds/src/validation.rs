@@ -17,6 +17,7 @@ pub enum Reason {
     InvalidClientId,
     InvalidAuthMethod,
     InvalidGrantTypes,
+    UnsupportedGrantType,
     InvalidScope,
     InvalidDuration,
     InvalidSecretName,
@@ -31,6 +32,7 @@ impl Reason {
             Self::InvalidClientId => "InvalidClientId",
             Self::InvalidAuthMethod => "InvalidAuthMethod",
             Self::InvalidGrantTypes => "InvalidGrantTypes",
+            Self::UnsupportedGrantType => "UnsupportedGrantType",
             Self::InvalidScope => "InvalidScope",
             Self::InvalidDuration => "InvalidDuration",
             Self::InvalidSecretName => "InvalidSecretName",
@@ -181,6 +183,16 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
             "spec.grantTypes",
             Reason::InvalidGrantTypes,
             format!("{} is listed twice", dup.as_str()),
+        ));
+    }
+    for grant in grants.iter().filter(|g| !g.is_served()) {
+        out.push(invalid(
+            "spec.grantTypes",
+            Reason::UnsupportedGrantType,
+            format!(
+                "{} is not served by this kube-oidc release: remove it from grantTypes",
+                grant.as_str()
+            ),
         ));
     }
     if spec.type_ == ClientType::Public && has(GrantType::ClientCredentials) {
@@ -427,6 +439,21 @@ mod tests {
             TokenEndpointAuthMethod::None
         );
         assert!(validate_client(&p).is_empty());
+    }
+
+    #[test]
+    fn a_grant_the_provider_does_not_serve_is_named() {
+        let problems = validate_client(&client(
+            "  grantTypes: [client_credentials, urn:ietf:params:oauth:grant-type:device_code]\n",
+        ));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, Reason::UnsupportedGrantType);
+        assert!(
+            problems[0]
+                .message
+                .contains("urn:ietf:params:oauth:grant-type:device_code"),
+            "{problems:?}"
+        );
     }
 
     #[test]
