@@ -7,7 +7,7 @@ use crds::{OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, Resource,
     core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
@@ -101,6 +101,49 @@ pub struct Context {
     pub args: Args,
     pub clients: Store<DeserializeGuard<OidcClient>>,
     pub scopes: Store<DeserializeGuard<OidcScope>>,
+    /// Consecutive failures per object, for the error policy's backoff.
+    pub failures: Backoff,
+}
+
+/// Exponential backoff per object: a persistent error is retried ever less often, never in a
+/// tight loop, and a success starts over.
+#[derive(Default)]
+pub struct Backoff(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Backoff {
+    /// Base delay and the cap of a failure kind.
+    fn bounds(conflict: bool) -> (Duration, Duration) {
+        if conflict {
+            // A stale read: the next try usually succeeds.
+            (Duration::from_millis(200), Duration::from_secs(5))
+        } else {
+            (Duration::from_secs(5), Duration::from_secs(300))
+        }
+    }
+
+    /// Records a failure of `key` and returns how long to wait before the next try.
+    pub fn failed(&self, key: String, conflict: bool) -> Duration {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(key).or_insert(0);
+        let (base, cap) = Self::bounds(conflict);
+        let delay = base.saturating_mul(1u32 << (*n).min(16)).min(cap);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    /// Forgets the failures of `key`.
+    pub fn succeeded(&self, key: &str) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(key);
+    }
+}
+
+fn backoff_key(controller: &str, meta: &kube::api::ObjectMeta) -> String {
+    format!(
+        "{controller}/{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 fn init_tracing(format: &str) {
@@ -174,6 +217,10 @@ where
 {
     let labels = metrics::ControllerLabels { controller };
     ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let key = match &obj.0 {
+        Ok(o) => backoff_key(controller, o.meta()),
+        Err(invalid) => backoff_key(controller, &invalid.metadata),
+    };
     let started = std::time::Instant::now();
     let result = match &obj.0 {
         Ok(o) => reconcile(Arc::new(o.clone()), ctx.clone()).await,
@@ -215,6 +262,9 @@ where
         .duration
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.failures.succeeded(&key);
+    }
     result
 }
 
@@ -227,14 +277,16 @@ fn error_policy<K: Resource>(
             .failures
             .get_or_create(&metrics::FailureLabels { controller, reason })
             .inc();
-        let name = obj.0.as_ref().map(|o| o.name_any()).unwrap_or_default();
-        tracing::warn!(controller, %name, %reason, error = %error, "reconcile failed");
-        // Conflicts are stale reads: retry soon. Anything else backs off.
-        if reason == "Conflict" {
-            Action::requeue(Duration::from_millis(200))
-        } else {
-            Action::requeue(Duration::from_secs(5))
-        }
+        let meta = match &obj.0 {
+            Ok(o) => o.meta().clone(),
+            Err(invalid) => invalid.metadata.clone(),
+        };
+        let retry = ctx
+            .failures
+            .failed(backoff_key(controller, &meta), reason == "Conflict");
+        let name = meta.name.unwrap_or_default();
+        tracing::warn!(controller, %name, %reason, error = %error, ?retry, "reconcile failed");
+        Action::requeue(retry)
     }
 }
 
@@ -287,6 +339,7 @@ async fn run_controllers(
         args: args.clone(),
         clients: clients_store,
         scopes: scope_store.clone(),
+        failures: Backoff::default(),
     });
 
     let sk_controller = Controller::new(
@@ -430,4 +483,22 @@ async fn main() -> anyhow::Result<()> {
     election.release().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_to_its_cap_and_starts_over_after_a_success() {
+        let b = super::Backoff::default();
+        let delays: Vec<Duration> = (0..10).map(|_| b.failed("k".into(), false)).collect();
+        assert_eq!(delays[0], Duration::from_secs(5));
+        assert_eq!(delays[1], Duration::from_secs(10));
+        assert_eq!(delays[9], Duration::from_secs(300));
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(b.failed("other".into(), true), Duration::from_millis(200));
+        b.succeeded("k");
+        assert_eq!(b.failed("k".into(), false), Duration::from_secs(5));
+    }
 }

@@ -422,51 +422,40 @@ pub async fn reconcile(sk: Arc<SigningKey>, ctx: Arc<Context>) -> Result<Action,
     );
     let mut keys = plan.keys.clone();
 
-    // Build and apply: one new key per reconcile, Secret first.
+    // Build and apply: one new key per reconcile, Secret first. A key Secret an earlier
+    // reconcile created but could not record in status (its status write failed) is taken up
+    // again rather than joined by another one: a persistent error never multiplies Secrets.
+    let mut created = Vec::new();
     if let Some(new) = &plan.generate {
-        let algorithm = sk.spec.algorithm;
-        let bits = sk.spec.rsa_bits().unwrap_or(2048);
-        let generated = tokio::task::spawn_blocking(move || keys::generate(algorithm, bits))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::KeyGeneration(e.to_string()))?;
-        let secret_name = secret_name(&name, &generated.jwk.kid);
-        let secret = key_secret(&sk, &secret_name, algorithm, &generated);
-        match secrets.create(&PostParams::default(), &secret).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                return Err(Error::Internal(format!(
-                    "key Secret {secret_name} already exists"
-                )));
+        let (secret_name, jwk) = match pending_key(&sk, &current, &existing.items) {
+            Some(pending) => pending,
+            None => {
+                let (secret_name, jwk) = create_key(&sk, &secrets).await?;
+                created.push(match new.state {
+                    KeyState::Active => (
+                        "KeyCreated",
+                        format!("key {} generated and signing", jwk.kid),
+                    ),
+                    _ => (
+                        "KeyPublished",
+                        format!(
+                            "key {} generated and published; it signs from {}",
+                            jwk.kid, new.activated_at
+                        ),
+                    ),
+                });
+                (secret_name, jwk)
             }
-            Err(e) => return Err(Error::kube("create key Secret")(e)),
-        }
+        };
         keys.push(SigningKeyStatusKey {
-            kid: generated.jwk.kid.clone(),
+            kid: jwk.kid.clone(),
             state: new.state,
             created_at: Time(now),
             activated_at: Some(Time(new.activated_at)),
             retired_at: None,
-            public_jwk: generated.jwk.clone(),
+            public_jwk: jwk,
             secret_name,
         });
-        let (reason, message) = match new.state {
-            KeyState::Active => (
-                "KeyCreated",
-                format!("key {} generated and signing", generated.jwk.kid),
-            ),
-            _ => (
-                "KeyPublished",
-                format!(
-                    "key {} generated and published; it signs from {}",
-                    generated.jwk.kid, new.activated_at
-                ),
-            ),
-        };
-        status::publish(&ctx, &sk, EventType::Normal, reason, &message).await;
-    }
-    for (type_, reason, message) in &plan.events {
-        status::publish(&ctx, &sk, *type_, reason, message).await;
     }
 
     // Update status in one write.
@@ -543,6 +532,13 @@ pub async fn reconcile(sk: Arc<SigningKey>, ctx: Arc<Context>) -> Result<Action,
         keys: keys.clone(),
     };
     status::apply::<SigningKey, _>(&keys_api, &sk, &status).await?;
+    // Events tell what happened: only once the status that records it is written.
+    for (reason, message) in &created {
+        status::publish(&ctx, &sk, EventType::Normal, reason, message).await;
+    }
+    for (type_, reason, message) in &plan.events {
+        status::publish(&ctx, &sk, *type_, reason, message).await;
+    }
 
     // Delete every labelled Secret that no status entry names (orphans of an interrupted
     // reconcile, removed and revoked keys).
@@ -596,6 +592,68 @@ fn plan_next_transition(
 fn until(t: Timestamp) -> Duration {
     let left = t.duration_since(Timestamp::now());
     Duration::try_from(left).unwrap_or_default() + Duration::from_millis(50)
+}
+
+/// Generates a key of the SigningKey's algorithm into a new Secret: (Secret name, public JWK).
+async fn create_key(
+    sk: &SigningKey,
+    secrets: &Api<Secret>,
+) -> Result<(String, crds::PublicJwk), Error> {
+    let algorithm = sk.spec.algorithm;
+    let bits = sk.spec.rsa_bits().unwrap_or(2048);
+    let generated = tokio::task::spawn_blocking(move || keys::generate(algorithm, bits))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::KeyGeneration(e.to_string()))?;
+    let secret_name = secret_name(&sk.name_any(), &generated.jwk.kid);
+    let secret = key_secret(sk, &secret_name, algorithm, &generated);
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok((secret_name, generated.jwk)),
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(Error::Internal(format!(
+            "key Secret {secret_name} already exists"
+        ))),
+        Err(e) => Err(Error::kube("create key Secret")(e)),
+    }
+}
+
+/// A key Secret created for this SigningKey but never recorded in its status, that may still
+/// become its new key: (Secret name, public JWK).
+///
+/// Only a Secret created after every key the status knows, holding a readable key of the current
+/// algorithm and size, and not the kid being revoked: a key that left the status (revoked,
+/// retired, replaced) is never brought back.
+fn pending_key(
+    sk: &SigningKey,
+    status: &SigningKeyStatus,
+    secrets: &[Secret],
+) -> Option<(String, crds::PublicJwk)> {
+    let newest_known = status.keys.iter().map(|k| k.created_at.0).max();
+    let revoked = sk.annotations().get(REVOKE_KID_ANNOTATION);
+    secrets
+        .iter()
+        .filter(|s| !status.keys.iter().any(|k| k.secret_name == s.name_any()))
+        .filter(|s| {
+            let created = s.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            newest_known.is_none_or(|newest| created.is_some_and(|c| c > newest))
+        })
+        .filter_map(|s| {
+            let KeyMaterial::Valid { kid } = read_material(s) else {
+                return None;
+            };
+            if s.annotations().get(ALG_ANNOTATION).map(String::as_str)
+                != Some(sk.spec.algorithm.as_str())
+                || revoked == Some(&kid)
+            {
+                return None;
+            }
+            let pem = s.data.as_ref()?.get(PRIVATE_KEY)?;
+            let jwk = keys::public_jwk(sk.spec.algorithm, std::str::from_utf8(&pem.0).ok()?).ok()?;
+            let size_matches = sk.spec.rsa_bits().is_none_or(|bits| {
+                keys::rsa_modulus_bits(&jwk) == Some(bits)
+            });
+            size_matches.then(|| (s.name_any(), jwk))
+        })
+        .max_by_key(|(name, _)| name.clone())
 }
 
 fn key_secret(
