@@ -12,6 +12,9 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 
 use crate::{Algorithm, PublicJwk};
 
+/// Data key of the PKCS#8 PEM private key in a SigningKey's key Secret.
+pub const PRIVATE_KEY: &str = "private.pem";
+
 /// Why key material could not be made or read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
@@ -143,7 +146,9 @@ fn public_jwk_from_der(alg: Algorithm, der: &[u8]) -> Result<PublicJwk, KeyError
 pub fn rsa_modulus_bits(jwk: &PublicJwk) -> Option<u32> {
     let n = B64.decode(jwk.n.as_deref()?).ok()?;
     let first = *n.first()?;
-    u32::try_from(n.len() * 8).ok()? .checked_sub(first.leading_zeros())
+    u32::try_from(n.len() * 8)
+        .ok()?
+        .checked_sub(first.leading_zeros())
 }
 
 /// Why a published JWK cannot be served.

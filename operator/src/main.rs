@@ -123,7 +123,10 @@ impl Backoff {
 
     /// Records a failure of `key` and returns how long to wait before the next try.
     pub fn failed(&self, key: String, conflict: bool) -> Duration {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = map.entry(key).or_insert(0);
         let (base, cap) = Self::bounds(conflict);
         let delay = base.saturating_mul(1u32 << (*n).min(16)).min(cap);
@@ -133,7 +136,10 @@ impl Backoff {
 
     /// Forgets the failures of `key`.
     pub fn succeeded(&self, key: &str) {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.remove(key);
     }
 }

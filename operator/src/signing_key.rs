@@ -33,8 +33,7 @@ pub const ROTATE_PREPUBLISH_ANNOTATION: &str = "kubeoidc.dev/rotate-prepublish";
 pub const KID_ANNOTATION: &str = "kubeoidc.dev/kid";
 /// Annotation on a key Secret: the algorithm of the key it holds.
 pub const ALG_ANNOTATION: &str = "kubeoidc.dev/algorithm";
-/// Data key of the PKCS#8 PEM private key in a key Secret.
-pub const PRIVATE_KEY: &str = "private.pem";
+pub use crds::keys::PRIVATE_KEY;
 /// Condition type: True while an incident with key material (deleted or corrupted Secret) is
 /// recent.
 pub const DEGRADED: &str = "Degraded";
@@ -647,10 +646,12 @@ fn pending_key(
                 return None;
             }
             let pem = s.data.as_ref()?.get(PRIVATE_KEY)?;
-            let jwk = keys::public_jwk(sk.spec.algorithm, std::str::from_utf8(&pem.0).ok()?).ok()?;
-            let size_matches = sk.spec.rsa_bits().is_none_or(|bits| {
-                keys::rsa_modulus_bits(&jwk) == Some(bits)
-            });
+            let jwk =
+                keys::public_jwk(sk.spec.algorithm, std::str::from_utf8(&pem.0).ok()?).ok()?;
+            let size_matches = sk
+                .spec
+                .rsa_bits()
+                .is_none_or(|bits| keys::rsa_modulus_bits(&jwk) == Some(bits));
             size_matches.then(|| (s.name_any(), jwk))
         })
         .max_by_key(|(name, _)| name.clone())

@@ -86,6 +86,7 @@ pub struct ScopeConfig {
 }
 
 /// A signing key as served.
+#[derive(Clone)]
 pub struct KeyInput {
     pub jwk: PublicJwk,
     pub state: KeyState,
@@ -110,17 +111,25 @@ pub struct View {
     pub synced: bool,
 }
 
+/// What a view is built from, as its config source read it.
+#[derive(Default)]
+pub struct Sources {
+    pub clients: Vec<ClientConfig>,
+    pub scopes: Vec<OidcScope>,
+    /// Published keys (the Active one with its private key).
+    pub keys: Vec<KeyInput>,
+    /// The algorithms of the configured SigningKeys, whether or not they have a key yet.
+    pub algorithms: Vec<Algorithm>,
+    pub users: Users,
+    /// All sources have delivered their initial state.
+    pub synced: bool,
+    /// Dynamic client registration is served.
+    pub registration: bool,
+}
+
 impl View {
     pub fn empty(issuer: &str) -> Self {
-        build(
-            issuer,
-            Vec::new(),
-            &[],
-            Vec::new(),
-            Users::default(),
-            false,
-            false,
-        )
+        build(issuer, Sources::default())
     }
 
     pub fn client(&self, id: &str) -> Option<Arc<ClientConfig>> {
@@ -136,15 +145,16 @@ impl View {
 pub type SharedView = Arc<ArcSwap<View>>;
 
 /// Builds the view and renders the documents served from it.
-pub fn build(
-    issuer: &str,
-    clients: Vec<ClientConfig>,
-    oidc_scopes: &[OidcScope],
-    keys: Vec<KeyInput>,
-    users: Users,
-    synced: bool,
-    registration: bool,
-) -> View {
+pub fn build(issuer: &str, sources: Sources) -> View {
+    let Sources {
+        clients,
+        scopes: oidc_scopes,
+        keys,
+        algorithms,
+        users,
+        synced,
+        registration,
+    } = sources;
     let mut scopes: HashMap<String, ScopeConfig> = BUILTIN_SCOPES
         .iter()
         .map(|s| {
@@ -158,7 +168,7 @@ pub fn build(
             )
         })
         .collect();
-    for s in oidc_scopes {
+    for s in &oidc_scopes {
         let name = s.scope();
         let entry = scopes.entry(name.clone()).or_insert_with(|| ScopeConfig {
             description: String::new(),
@@ -200,8 +210,19 @@ pub fn build(
     let verifier = Verifier::new(published.iter().copied());
     let jwks = json!({ "keys": published }).to_string();
 
-    let mut algs: Vec<&str> = signers.keys().map(|a| a.as_str()).collect();
+    // What the provider signs with: the configured algorithms, also before their first key
+    // exists (and RS256, the default and OIDC's mandatory algorithm, when nothing is
+    // configured), so that discovery does not change while keys are generated.
+    let mut algs: Vec<&str> = signers
+        .keys()
+        .chain(&algorithms)
+        .map(|a| a.as_str())
+        .collect();
+    if algs.is_empty() {
+        algs.push(Algorithm::RS256.as_str());
+    }
     algs.sort_unstable();
+    algs.dedup();
     let mut scope_names: Vec<&String> = scopes.keys().collect();
     scope_names.sort();
     let mut claims: Vec<&str> = scopes

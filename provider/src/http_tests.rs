@@ -94,17 +94,20 @@ fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
     let kid = key.jwk.kid.clone();
     let view = config::build(
         ISSUER,
-        clients,
-        &[scope],
-        vec![KeyInput {
-            jwk: key.jwk,
-            state: KeyState::Active,
-            private_pem: Some(key.pkcs8_pem),
-            prepublish: std::time::Duration::from_secs(86400),
-        }],
-        users,
-        true,
-        false,
+        config::Sources {
+            clients,
+            scopes: vec![scope],
+            keys: vec![KeyInput {
+                jwk: key.jwk,
+                state: KeyState::Active,
+                private_pem: Some(key.pkcs8_pem),
+                prepublish: std::time::Duration::from_secs(86400),
+            }],
+            algorithms: vec![crds::Algorithm::RS256],
+            users,
+            synced: true,
+            registration: false,
+        },
     );
     let state = Arc::new(AppState {
         view: Arc::new(ArcSwap::from_pointee(view)),

@@ -1,7 +1,7 @@
 //! Cluster mode: reflectors over OidcClient, OidcScope, SigningKey, the labelled key Secrets and
 //! the users Secret feed one view, rebuilt (and the documents re-rendered) after each change.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use crds::{KeyState, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
 use futures::StreamExt;
@@ -104,38 +104,37 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
         &settings.client_namespaces,
         watcher::Config::default(),
     );
-    let clients = follow(client_store, client_events, tx.clone());
     let ns = settings.namespace.as_str();
-    let scopes = watch(
-        Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-        tx.clone(),
-    );
-    let keys = watch(
-        Api::<DeserializeGuard<SigningKey>>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-        tx.clone(),
-    );
-    let key_secrets = watch(
-        Api::<Secret>::namespaced(client.clone(), ns),
-        watcher::Config::default().labels(SIGNING_KEY_LABEL),
-        tx.clone(),
-    );
+    let watches = Watches {
+        clients: follow(client_store, client_events, tx.clone()),
+        scopes: watch(
+            Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+            tx.clone(),
+        ),
+        keys: watch(
+            Api::<DeserializeGuard<SigningKey>>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+            tx.clone(),
+        ),
+        key_secrets: watch(
+            Api::<Secret>::namespaced(client.clone(), ns),
+            watcher::Config::default().labels(SIGNING_KEY_LABEL),
+            tx.clone(),
+        ),
+    };
     let users_secret = watch(
         Api::<Secret>::namespaced(client.clone(), ns),
         watcher::Config::default().fields(&format!("metadata.name={}", settings.users_secret)),
         tx,
     );
     let mut users = Users::default();
+    let mut last_good_keys = HashMap::new();
     while rx.recv().await.is_some() {
         // Coalesce a burst of events (a resync, a rotation touching several objects).
         tokio::time::sleep(Duration::from_millis(20)).await;
         while rx.try_recv().is_ok() {}
-        let synced = clients.is_ready()
-            && scopes.is_ready()
-            && keys.is_ready()
-            && key_secrets.is_ready()
-            && users_secret.is_ready();
+        let synced = watches.synced() && users_secret.is_ready();
         if let Some(secret) = users_secret.state().first() {
             let yaml = secret
                 .data
@@ -154,12 +153,10 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
         }
         let next = build(
             &settings,
-            &clients,
-            &scopes,
-            &keys,
-            &key_secrets,
+            &watches,
             users.clone(),
             synced,
+            &mut last_good_keys,
         );
         metrics
             .clients
@@ -169,15 +166,38 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
     }
 }
 
+/// The watched objects a view is built from.
+struct Watches {
+    clients: Watched<DeserializeGuard<OidcClient>>,
+    scopes: Watched<DeserializeGuard<OidcScope>>,
+    keys: Watched<DeserializeGuard<SigningKey>>,
+    key_secrets: Watched<Secret>,
+}
+
+impl Watches {
+    fn synced(&self) -> bool {
+        self.clients.is_ready()
+            && self.scopes.is_ready()
+            && self.keys.is_ready()
+            && self.key_secrets.is_ready()
+    }
+}
+
+/// The view of the watched objects. `last_good` holds the keys each SigningKey published last
+/// time: what is served again when its status turns out malformed.
 fn build(
     settings: &Settings,
-    clients: &Watched<DeserializeGuard<OidcClient>>,
-    scopes: &Watched<DeserializeGuard<OidcScope>>,
-    keys: &Watched<DeserializeGuard<SigningKey>>,
-    key_secrets: &Watched<Secret>,
+    watches: &Watches,
     users: Users,
     synced: bool,
+    last_good: &mut HashMap<String, Vec<KeyInput>>,
 ) -> config::View {
+    let Watches {
+        clients,
+        scopes,
+        keys,
+        key_secrets,
+    } = watches;
     let now = jiff::Timestamp::now();
     let served: Vec<ClientConfig> = clients
         .state()
@@ -213,34 +233,65 @@ fn build(
         .cloned()
         .collect();
     let mut inputs = Vec::new();
+    let mut algorithms = Vec::new();
+    let mut still_published = HashMap::new();
     for sk in keys.state().iter().filter_map(|g| g.0.as_ref().ok()) {
+        algorithms.push(sk.spec.algorithm);
         let Some(status) = &sk.status else { continue };
-        for k in &status.keys {
+        let name = format!("{}/{}", sk.namespace().unwrap_or_default(), sk.name_any());
+        let published = match key_inputs(sk, status, key_secrets) {
+            Ok(published) => published,
+            Err(e) => {
+                // A relying party cannot verify with a broken key: keep what was served.
+                tracing::error!(signing_key = %name, error = %e, "malformed key material refused; serving the previous keys");
+                last_good.get(&name).cloned().unwrap_or_default()
+            }
+        };
+        inputs.extend(published.iter().cloned());
+        still_published.insert(name, published);
+    }
+    *last_good = still_published;
+    config::build(
+        &settings.issuer,
+        config::Sources {
+            clients: served,
+            scopes: oidc_scopes,
+            keys: inputs,
+            algorithms,
+            users,
+            synced,
+            registration: settings.registration,
+        },
+    )
+}
+
+/// The keys a SigningKey's status publishes, each checked as a relying party will use it.
+fn key_inputs(
+    sk: &SigningKey,
+    status: &crds::SigningKeyStatus,
+    key_secrets: &Watched<Secret>,
+) -> Result<Vec<KeyInput>, crds::keys::MalformedJwk> {
+    status
+        .keys
+        .iter()
+        .map(|k| {
+            crds::keys::check_public_jwk(&k.public_jwk)?;
             let private_pem = (k.state == KeyState::Active)
                 .then(|| {
                     key_secrets
                         .state()
                         .iter()
                         .find(|s| s.name_any() == k.secret_name)
-                        .and_then(|s| s.data.as_ref()?.get("private.pem").cloned())
+                        .and_then(|s| s.data.as_ref()?.get(crds::keys::PRIVATE_KEY).cloned())
                         .and_then(|b| String::from_utf8(b.0).ok())
                 })
                 .flatten();
-            inputs.push(KeyInput {
+            Ok(KeyInput {
                 jwk: k.public_jwk.clone(),
                 state: k.state,
                 private_pem,
                 prepublish: Duration::from(sk.spec.rotation.prepublish),
-            });
-        }
-    }
-    config::build(
-        &settings.issuer,
-        served,
-        &oidc_scopes,
-        inputs,
-        users,
-        synced,
-        settings.registration,
-    )
+            })
+        })
+        .collect()
 }

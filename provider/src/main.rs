@@ -89,6 +89,11 @@ struct Args {
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_NAMESPACE")]
     registration_namespace: Option<String>,
 
+    /// Consent policy of registered clients: `once` (users are asked the first time) or
+    /// `always`. Registered clients are third parties: they never skip consent.
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_CONSENT", default_value = "once", value_parser = registration_consent)]
+    registration_consent: crds::ConsentPolicy,
+
     /// Accept registration metadata URLs on private and loopback addresses.
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_ALLOW_PRIVATE_URLS")]
     registration_allow_private_urls: bool,
@@ -96,6 +101,16 @@ struct Args {
     /// Log format: `json` (in a cluster) or `text`.
     #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", default_value = "json")]
     log_format: String,
+}
+
+fn registration_consent(value: &str) -> Result<crds::ConsentPolicy, String> {
+    match value {
+        "once" => Ok(crds::ConsentPolicy::Once),
+        "always" => Ok(crds::ConsentPolicy::Always),
+        other => Err(format!(
+            "{other:?}: registered clients ask for consent `once` or `always`"
+        )),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -219,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
                     namespace,
                     client: client.clone(),
                     allow_private_urls: args.registration_allow_private_urls,
+                    consent: args.registration_consent,
                 });
             }
             tokio::spawn(kubernetes::run(

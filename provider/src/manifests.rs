@@ -188,6 +188,15 @@ pub fn load(dir: &Path, issuer: &str, users_secret: &str) -> Result<View, Manife
         }
     };
     Ok(config::build(
-        issuer, served, &scopes, key_inputs, users, true, false,
+        issuer,
+        config::Sources {
+            clients: served,
+            scopes,
+            algorithms: keys.iter().map(|k| k.spec.algorithm).collect(),
+            keys: key_inputs,
+            users,
+            synced: true,
+            registration: false,
+        },
     ))
 }

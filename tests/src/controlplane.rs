@@ -211,6 +211,21 @@ fn kubeconfig_text(server: &str, ca: &Path, cert: &Path, key: &Path) -> String {
 
 impl ControlPlane {
     fn start() -> Result<ControlPlane, String> {
+        Self::start_with(true)
+    }
+
+    /// A control plane of its own that has no kube-oidc CRDs: what a new user installs into.
+    /// Its processes stop when it is dropped. Panics, naming the build script, when it cannot
+    /// start.
+    pub fn start_empty() -> ControlPlane {
+        crate::install_crypto_provider();
+        std::thread::spawn(|| Self::start_with(false))
+            .join()
+            .unwrap_or_else(|_| Err("control plane start panicked".into()))
+            .unwrap_or_else(|e| panic!("the test control plane is not available: {e}"))
+    }
+
+    fn start_with(with_crds: bool) -> Result<ControlPlane, String> {
         let bin = binary_dir();
         let missing: Vec<&str> = BINARIES
             .iter()
@@ -309,7 +324,10 @@ impl ControlPlane {
             .map_err(|e| e.to_string())?;
         runtime.block_on(async {
             let client = cp.wait_for_apiserver().await?;
-            install_crds(&client).await
+            if with_crds {
+                install_crds(&client).await?;
+            }
+            Ok::<_, String>(())
         })?;
 
         // Started after the CRDs exist so that the garbage collector discovers them at once.
@@ -509,6 +527,21 @@ impl ControlPlane {
             .await
             .expect("create test namespace");
         TestNamespace { client, name }
+    }
+}
+
+impl Drop for ControlPlane {
+    /// Stops an owned control plane ([`ControlPlane::start_empty`]); the shared one lives as long
+    /// as the test binary, and the reaper stops it.
+    fn drop(&mut self) {
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (_, child) in children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

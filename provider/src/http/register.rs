@@ -42,7 +42,13 @@ pub struct Registration {
     pub client: kube::Client,
     /// Allow metadata URLs on private and loopback addresses (tests, air-gapped setups).
     pub allow_private_urls: bool,
+    /// Consent policy of registered clients (never `skip`: they are third parties).
+    pub consent: crds::ConsentPolicy,
 }
+
+/// How long a registration waits for the operator to accept the new client and for this
+/// provider to serve it, before it gives up and removes the client again.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn error(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
     let mut res = (
@@ -259,7 +265,7 @@ async fn spec_from_metadata(reg: &Registration, m: &Value) -> Result<OidcClientS
     spec.grant_types = grant_types;
     spec.response_types = vec![ResponseType::Code];
     spec.scopes = scopes;
-    spec.consent = crds::ConsentPolicy::Always;
+    spec.consent = reg.consent;
     Ok(spec)
 }
 
@@ -442,6 +448,12 @@ pub async fn register(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
     } else {
         None
     };
+    // A relying party redirects to /authorize right after the 201: answer only once the client
+    // is served here (other replicas see it within their watch delay).
+    if let Err(res) = served(&s, reg, &clients, &name).await {
+        let _ = clients.delete(&name, &DeleteParams::default()).await;
+        return res;
+    }
     tracing::info!(client = %name, namespace = %reg.namespace, "client registered");
     let mut body = metadata(&issuer, &created, secret.as_deref(), Some(&token));
     body["client_id_issued_at"] = json!(now());
@@ -451,6 +463,39 @@ pub async fn register(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
         axum::Json(body),
     )
         .into_response()
+}
+
+/// Waits until this provider serves client `name`. When it does not in time, the operator's
+/// verdict on it (its Ready condition) says why.
+async fn served(
+    s: &Shared,
+    reg: &Registration,
+    clients: &Api<OidcClient>,
+    name: &str,
+) -> Result<(), Response> {
+    let deadline = tokio::time::Instant::now() + ACCEPT_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if s.view.load().client(name).is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let refused = clients.get_opt(name).await.ok().flatten().and_then(|c| {
+        let generation = c.metadata.generation;
+        let status = c.status?;
+        let ready = crds::condition::find(&status.conditions, "Ready")?;
+        (ready.status == "False" && ready.observed_generation == generation)
+            .then(|| ready.message.clone())
+    });
+    tracing::warn!(client = %name, namespace = %reg.namespace, ?refused, "registered client not served in time; removed");
+    Err(match refused {
+        Some(message) => metadata_error(message).into_response(),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the client was not accepted in time; retry later",
+        ),
+    })
 }
 
 /// The registered client a registration access token is for; 401 otherwise (also for unknown

@@ -20,6 +20,7 @@ use kube_oidc_tests::{control_plane, controlplane::crd_established};
 
 mod chart;
 mod examples;
+mod fresh;
 mod operator;
 mod provider;
 mod readme;

@@ -62,7 +62,7 @@ fn query(location: &str) -> HashMap<String, String> {
         .collect()
 }
 
-async fn jwks(base: &str) -> Vec<Value> {
+pub(crate) async fn jwks(base: &str) -> Vec<Value> {
     let v: Value = reqwest::get(format!("{base}/jwks"))
         .await
         .unwrap()
@@ -73,7 +73,7 @@ async fn jwks(base: &str) -> Vec<Value> {
 }
 
 /// Verifies a JWT against the provider's published JWKS, independently of the provider's code.
-async fn verify(base: &str, token: &str, audience: &str) -> Value {
+pub(crate) async fn verify(base: &str, token: &str, audience: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
     let keys = jwks(base).await;
     let jwk = keys
@@ -224,7 +224,7 @@ async fn standalone_code_flow_with_pkce_from_examples_local() {
     assert_eq!(at["scope"], "orders:read");
 }
 
-async fn client_credentials(base: &str, id: &str, secret: &str) -> reqwest::Response {
+pub(crate) async fn client_credentials(base: &str, id: &str, secret: &str) -> reqwest::Response {
     http()
         .post(format!("{base}/token"))
         .basic_auth(id, Some(secret))

@@ -10,10 +10,9 @@ use std::{
 
 use crds::{KeyState, OidcClient, SigningKey};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube_oidc_tests::{
-    ControlPlane, Operator, control_plane, operator::workspace_binary, readiness,
-};
+use kube_oidc_tests::{ControlPlane, Operator, Provider, operator::workspace_binary, readiness};
 
 use crate::operator::eventually;
 
@@ -90,9 +89,20 @@ async fn signing_key(cp: &ControlPlane) -> SigningKey {
         .unwrap()
 }
 
+/// The README from the top, on a control plane of its own that has no kube-oidc CRDs: the CRDs
+/// come from the chart's `crds/` through the README's `helm install`, and the walk ends with a
+/// token verified against the published keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_commands_work_as_written() {
-    let cp = control_plane();
+    let cp = &ControlPlane::start_empty();
+    let crds = Api::<CustomResourceDefinition>::all(cp.client().await);
+    assert!(
+        crds.get_opt("signingkeys.kubeoidc.dev")
+            .await
+            .unwrap()
+            .is_none(),
+        "the README's cluster must start without kube-oidc's CRDs"
+    );
     let commands = readme_commands(&repo().join("README.md"));
     assert!(commands.len() >= 8, "README commands: {commands:?}");
     let mut done = vec![false; commands.len()];
@@ -129,9 +139,15 @@ async fn readme_commands_work_as_written() {
     // Install in a cluster.
     let notes = run("helm install kube-oidc charts/kube-oidc ");
     assert!(notes.contains("https://login.example.com"), "{notes}");
-    // The operator the chart deploys, run out of cluster (the test cluster has no nodes), for
-    // the README's team namespace only: other tests share this control plane.
+    // The operator and the provider the chart deploys, run out of cluster (the test cluster has
+    // no nodes).
     let _operator = Operator::start_for(cp, "kube-oidc", "my-team,team-a", "readme", &[]);
+    let mut provider_in_cluster = Provider::in_cluster(
+        cp,
+        "kube-oidc",
+        "memory",
+        &["--client-namespaces", "my-team"],
+    );
 
     // Onboard a client.
     run("kubectl create namespace my-team");
@@ -190,6 +206,11 @@ async fn readme_commands_work_as_written() {
     .await;
     let table = run("kubectl get signingkeys -n kube-oidc");
     assert!(table.contains(&active), "{table}");
+    // NEXT-ROTATION is a time in the future: shown as one, not as `<invalid>`.
+    assert!(
+        !table.contains("<invalid>") && table.contains(&format!("{}-", jiff::Zoned::now().year())),
+        "{table}"
+    );
     run("kubectl annotate signingkey default -n kube-oidc kubeoidc.dev/rotate=now");
     let next = eventually(
         "a Next key after rotate=now",
@@ -237,6 +258,14 @@ async fn readme_commands_work_as_written() {
     );
 
     examples_readmes(cp, &quick_start).await;
+
+    // All the way to a token from the cluster's provider, for the service example's client,
+    // verified against the keys it publishes.
+    provider_in_cluster.wait_ready(Duration::from_secs(30));
+    let issuer = provider_in_cluster.issuer.clone();
+    let token = crate::fresh::token_of(&issuer, &secrets, "billing-sync-oidc").await;
+    let claims = crate::provider::verify(&issuer, &token, "my-team.billing-sync").await;
+    assert_eq!(claims["sub"], "my-team.billing-sync");
     let _ = provider.kill();
     let _ = provider.wait();
 
