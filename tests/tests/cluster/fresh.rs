@@ -157,7 +157,13 @@ async fn committed_crd_yaml_reads_as_the_rust_types_in_kubectl_and_issues_a_toke
     let mut provider = Provider::in_cluster(&cp, &ns.name, "memory", &[]);
     let (ok, out, err) = kubectl(
         &cp,
-        &["apply", "-n", &ns.name, "-f", "examples/basic/signing-key.yaml"],
+        &[
+            "apply",
+            "-n",
+            &ns.name,
+            "-f",
+            "examples/basic/signing-key.yaml",
+        ],
         None,
     );
     assert!(ok, "{out}{err}");

@@ -24,6 +24,7 @@ mod fresh;
 mod operator;
 mod provider;
 mod readme;
+mod relying_parties;
 
 fn examples_dir() -> std::path::PathBuf {
     crds::workspace_root().join("examples")

@@ -19,7 +19,7 @@ fn examples_local() -> std::path::PathBuf {
     crds::workspace_root().join("examples/local")
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     kube_oidc_tests::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -91,7 +91,7 @@ pub(crate) async fn verify(base: &str, token: &str, audience: &str) -> Value {
 }
 
 /// Sign-in and consent as a browser would, without a browser; returns the redirect Location.
-async fn browser_sign_in(
+pub(crate) async fn browser_sign_in(
     c: &reqwest::Client,
     authorize: &str,
     user: &str,
@@ -423,7 +423,7 @@ async fn two_providers_share_codes_through_redis_and_a_raced_code_wins_once() {
 }
 
 /// The demo users of examples/local, as the users Secret of a namespace.
-async fn install_demo_users(ns: &kube_oidc_tests::TestNamespace) {
+pub(crate) async fn install_demo_users(ns: &kube_oidc_tests::TestNamespace) {
     let mut secret: Secret = serde_yaml::from_str(
         &std::fs::read_to_string(examples_local().join("users.yaml")).unwrap(),
     )
@@ -435,7 +435,7 @@ async fn install_demo_users(ns: &kube_oidc_tests::TestNamespace) {
         .unwrap();
 }
 
-async fn create_signing_key(ns: &kube_oidc_tests::TestNamespace) {
+pub(crate) async fn create_signing_key(ns: &kube_oidc_tests::TestNamespace) {
     let key: SigningKey = serde_yaml::from_str(
         "apiVersion: kubeoidc.dev/v1alpha1\nkind: SigningKey\nmetadata: {name: main}\nspec: {}\n",
     )
@@ -465,6 +465,9 @@ async fn dynamic_client_registration_creates_an_oidc_client() {
         ],
     );
     p.wait_ready(Duration::from_secs(30));
+    // Another replica, which learns of registered clients through its watch.
+    let mut replica = Provider::in_cluster(cp, &ns.name, "memory", &[]);
+    replica.wait_ready(Duration::from_secs(30));
     let base = p.issuer.clone();
     let c = http();
     let discovery: Value = c
@@ -547,6 +550,27 @@ async fn dynamic_client_registration_creates_an_oidc_client() {
         .to_string();
     let uri = reg["registration_client_uri"].as_str().unwrap().to_string();
     assert_eq!(uri, format!("{base}/register/{client_id}"));
+    let registered = Instant::now();
+
+    // Served at once by the replica that answered: a relying party redirects right after the
+    // 201 (Flask-pyoidc does).
+    let (verifier, challenge) = pkce();
+    let authorize = format!(
+        "{base}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcb&scope=openid%20email&code_challenge={challenge}&code_challenge_method=S256"
+    );
+    assert_eq!(c.get(&authorize).send().await.unwrap().status(), 200);
+    // The other replica within its watch delay.
+    let elsewhere = authorize.replace(&base, &replica.issuer);
+    eventually(
+        "the other replica to serve the registered client",
+        Duration::from_secs(5),
+        || async { (c.get(&elsewhere).send().await.ok()?.status() == 200).then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "registered client served by another replica {:?} after the 201",
+        registered.elapsed()
+    );
 
     // An OidcClient, accepted by the operator like any other.
     let clients = ns.api::<OidcClient>();
@@ -574,19 +598,26 @@ async fn dynamic_client_registration_creates_an_oidc_client() {
         "{registration_writes:?}"
     );
 
+    // Registered clients ask for consent once (--registration-consent's default).
+    let oc = clients.get(&client_id).await.unwrap();
+    assert_eq!(oc.spec.consent, crds::ConsentPolicy::Once);
+
     // A code flow with the returned credentials.
-    let (verifier, challenge) = pkce();
-    let authorize = format!(
-        "{base}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcb&scope=openid%20email&code_challenge={challenge}&code_challenge_method=S256"
-    );
-    eventually(
-        "the provider to serve the registered client",
-        Duration::from_secs(10),
-        || async { (c.get(&authorize).send().await.ok()?.status() == 200).then_some(()) },
-    )
-    .await;
-    let location = browser_sign_in(&http(), &authorize, "alice", "demo-password").await;
+    let browser = http();
+    let location = browser_sign_in(&browser, &authorize, "alice", "demo-password").await;
     let code = query(&location)["code"].clone();
+    // A session check of the relying party: no consent_required once consent was given.
+    let r = browser
+        .get(format!("{authorize}&prompt=none&state=check"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let check = query(r.headers()["location"].to_str().unwrap());
+    assert!(
+        check.contains_key("code") && !check.contains_key("error"),
+        "{check:?}"
+    );
     let t: Value = c
         .post(p.url("/token"))
         .basic_auth(&client_id, Some(&secret))
@@ -835,4 +866,113 @@ async fn serves_https_with_hsts_and_secure_cookies() {
         cookie.contains("Secure") && cookie.contains("HttpOnly"),
         "{cookie}"
     );
+}
+
+/// A SigningKey status whose JWK lacks a required member (as a CRD read by a YAML 1.1 reader
+/// made it) is refused with a log line, and the keys served before stay served; discovery lists
+/// the configured algorithms even before their keys exist.
+#[tokio::test]
+async fn malformed_key_material_is_refused_and_the_previous_keys_keep_serving() {
+    let cp = control_plane();
+    let ns = cp.namespace("badjwk").await;
+    // No operator: this test writes the status the provider reads.
+    let key = crds::keys::generate(crds::Algorithm::RS256, 2048).unwrap();
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "main-1", "labels": {crds::SIGNING_KEY_LABEL: "main"}},
+        "data": {crds::keys::PRIVATE_KEY: base64::engine::general_purpose::STANDARD.encode(&key.pkcs8_pem)},
+    }))
+    .unwrap();
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    for (name, alg) in [("main", "RS256"), ("es", "ES256")] {
+        let sk: SigningKey = serde_yaml::from_str(&format!(
+            "apiVersion: kubeoidc.dev/v1alpha1\nkind: SigningKey\nmetadata: {{name: {name}}}\nspec: {{algorithm: {alg}}}\n"
+        ))
+        .unwrap();
+        ns.api::<SigningKey>()
+            .create(&PostParams::default(), &sk)
+            .await
+            .unwrap();
+    }
+    let entry = |jwk: &crds::PublicJwk, state: &str, secret: &str| {
+        serde_json::json!({
+            "kid": jwk.kid, "state": state, "createdAt": "2026-01-01T00:00:00Z",
+            "activatedAt": "2026-01-01T00:00:00Z", "publicJwk": jwk, "secretName": secret,
+        })
+    };
+    let set_keys = |keys: Vec<Value>| {
+        let api = ns.api::<SigningKey>();
+        async move {
+            api.patch_status(
+                "main",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"status": {"keys": keys}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    set_keys(vec![entry(&key.jwk, "Active", "main-1")]).await;
+
+    let mut p = Provider::in_cluster(cp, &ns.name, "memory", &[]);
+    p.wait_ready(Duration::from_secs(30));
+    let base = p.issuer.clone();
+    let discovery: Value = reqwest::get(p.url("/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "RS256"]),
+        "the ES256 SigningKey has no key yet, and is listed"
+    );
+    let modulus = |keys: &[Value]| {
+        keys.iter()
+            .find(|k| k["kid"] == key.jwk.kid.as_str())
+            .and_then(|k| k["n"].as_str().map(String::from))
+    };
+    assert_eq!(modulus(&jwks(&base).await), key.jwk.n);
+
+    // The modulus goes missing from the status.
+    let mut broken = key.jwk.clone();
+    broken.n = None;
+    set_keys(vec![entry(&broken, "Active", "main-1")]).await;
+    eventually(
+        "the provider to refuse the malformed key",
+        Duration::from_secs(10),
+        || async {
+            p.log_text()
+                .contains("malformed key material refused")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        p.log_text().contains("member n is missing"),
+        "{}",
+        p.log_text()
+    );
+    assert_eq!(modulus(&jwks(&base).await), key.jwk.n);
+    assert_eq!(http_status(&p.url("/readyz")).await, 200);
+
+    // A good status again, with a second key: served as written.
+    let next = crds::keys::generate(crds::Algorithm::RS256, 2048).unwrap();
+    set_keys(vec![
+        entry(&key.jwk, "Active", "main-1"),
+        entry(&next.jwk, "Next", "main-2"),
+    ])
+    .await;
+    eventually("both keys in the JWKS", Duration::from_secs(10), || async {
+        (jwks(&base).await.len() == 2).then_some(())
+    })
+    .await;
+    ns.delete().await;
+}
+
+async fn http_status(url: &str) -> u16 {
+    reqwest::get(url).await.unwrap().status().as_u16()
 }
