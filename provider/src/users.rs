@@ -157,6 +157,10 @@ impl Users {
     pub fn len(&self) -> usize {
         self.by_name.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
 }
 
 /// An argon2id PHC string for `password`.

@@ -1,0 +1,193 @@
+//! The command line (DESIGN "Command-line contract"): every flag with an environment fallback,
+//! every value parsed into its type here, not checked later.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Serves the OpenID Connect endpoints for the clients, scopes and signing keys defined as
+/// kube-oidc resources, watched in a cluster or read from a folder of manifests.
+#[derive(Parser, Debug)]
+#[command(name = "kube-oidc-provider", version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Issuer URL; defaults to `http://<listen>`.
+    #[arg(long, env = "KUBE_OIDC_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// Address the OpenID Connect endpoints listen on.
+    #[arg(long, env = "KUBE_OIDC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Read OidcClient, OidcScope, SigningKey and Secret manifests from this folder instead of a
+    /// cluster (standalone mode).
+    #[arg(long, env = "KUBE_OIDC_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+
+    /// Where codes, refresh tokens and sessions live: `memory` (one replica) or
+    /// `redis://HOST:PORT` (many).
+    #[arg(long, env = "KUBE_OIDC_STORE", default_value = "memory", value_parser = StoreUrl::parse)]
+    pub store: StoreUrl,
+
+    /// The provider's namespace: SigningKeys, OidcScopes and the users Secret.
+    #[arg(long, env = "KUBE_OIDC_NAMESPACE", default_value = "kube-oidc")]
+    pub namespace: String,
+
+    /// Namespaces whose OidcClients are served: a comma-separated list, or `*` for all.
+    #[arg(
+        long,
+        env = "KUBE_OIDC_CLIENT_NAMESPACES",
+        default_value = "*",
+        value_delimiter = ','
+    )]
+    pub client_namespaces: Vec<String>,
+
+    /// The Secret (key `users.yaml`) that holds the users directory.
+    #[arg(
+        long,
+        env = "KUBE_OIDC_USERS_SECRET",
+        default_value = "kube-oidc-users"
+    )]
+    pub users_secret: String,
+
+    /// TLS certificate (PEM) to serve https.
+    #[arg(long, env = "KUBE_OIDC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) to serve https.
+    #[arg(long, env = "KUBE_OIDC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Also serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, env = "KUBE_OIDC_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Dynamic client registration: `closed`, `open`, or `token` (callers present
+    /// --registration-token as a Bearer initial access token).
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION", value_enum, default_value_t = RegistrationPolicy::Closed)]
+    pub registration: RegistrationPolicy,
+
+    /// The initial access token for `--registration token`.
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub registration_token: Option<String>,
+
+    /// Namespace in which registered clients are created (default: the only client namespace,
+    /// else --namespace).
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_NAMESPACE")]
+    pub registration_namespace: Option<String>,
+
+    /// Consent policy of registered clients: `once` (users are asked the first time) or
+    /// `always`. Registered clients are third parties: they never skip consent.
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_CONSENT", default_value = "once", value_parser = registration_consent)]
+    pub registration_consent: crds::ConsentPolicy,
+
+    /// Accept registration metadata URLs on private and loopback addresses.
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_ALLOW_PRIVATE_URLS")]
+    pub registration_allow_private_urls: bool,
+
+    /// Log format: `json` (in a cluster) or `text`.
+    #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+fn registration_consent(value: &str) -> Result<crds::ConsentPolicy, String> {
+    match value {
+        "once" => Ok(crds::ConsentPolicy::Once),
+        "always" => Ok(crds::ConsentPolicy::Always),
+        other => Err(format!(
+            "{other:?}: registered clients ask for consent `once` or `always`"
+        )),
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read a password on stdin and print its argon2id PHC string for the users file.
+    HashPassword,
+}
+
+/// Where short-lived protocol state lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// In this process (one replica).
+    Memory,
+    /// A Redis server (`redis://` or `rediss://`), shared by replicas.
+    Redis(String),
+}
+
+impl StoreUrl {
+    fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "memory" => Ok(Self::Memory),
+            v if v.starts_with("redis://") || v.starts_with("rediss://") => {
+                Ok(Self::Redis(v.to_string()))
+            }
+            other => Err(format!("{other:?}: use memory or redis://HOST:PORT")),
+        }
+    }
+}
+
+/// Who may register clients dynamically (RFC 7591).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RegistrationPolicy {
+    Closed,
+    Open,
+    /// Callers present `--registration-token` as a Bearer initial access token.
+    Token,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// JSON lines (in a cluster).
+    Json,
+    /// For humans.
+    Text,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn values_are_typed_and_bad_ones_refused_at_parse() {
+        let a = Args::try_parse_from([
+            "p",
+            "--store",
+            "redis://127.0.0.1:6379",
+            "--registration",
+            "open",
+            "--log-format",
+            "text",
+        ])
+        .unwrap();
+        assert_eq!(a.store, StoreUrl::Redis("redis://127.0.0.1:6379".into()));
+        assert_eq!(a.registration, RegistrationPolicy::Open);
+        assert_eq!(a.log_format, LogFormat::Text);
+        let d = Args::try_parse_from(["p"]).unwrap();
+        assert_eq!(
+            (d.store, d.registration, d.log_format),
+            (
+                StoreUrl::Memory,
+                RegistrationPolicy::Closed,
+                LogFormat::Json
+            )
+        );
+        for bad in [
+            ["--store", "postgres://x"],
+            ["--registration", "maybe"],
+            ["--log-format", "xml"],
+            ["--registration-consent", "skip"],
+        ] {
+            let err = Args::try_parse_from(["p", bad[0], bad[1]])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(bad[1]), "{err}");
+        }
+    }
+}

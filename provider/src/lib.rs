@@ -1,0 +1,232 @@
+//! kube-oidc's provider: serves OpenID Connect from watched resources or a folder of manifests.
+//!
+//! The module map is in `provider/README.md`.
+
+pub mod args;
+pub mod config;
+pub mod http;
+pub mod kubernetes;
+pub mod manifests;
+pub mod metrics;
+pub mod oidc;
+pub mod pages;
+pub mod signing;
+pub mod store;
+pub mod users;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use arc_swap::ArcSwap;
+
+pub use args::{Args, Command, LogFormat, RegistrationPolicy, StoreUrl};
+
+/// Why the provider could not start; `main` prints it as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Flags(String),
+    #[error("{0}")]
+    Manifests(String),
+    #[error("Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Logs to stderr in the chosen format.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+/// Every TLS connection of this process (Kubernetes API, back-channel logout, https serving) uses
+/// aws-lc-rs. Installed explicitly: with more than one rustls backend compiled in, rustls refuses
+/// to pick one. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only means a provider is installed already, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Serves until SIGTERM: loads or watches the configuration, connects the store, listens.
+pub async fn run(args: Args) -> Result<(), StartupError> {
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.listen))
+        .trim_end_matches('/')
+        .to_string();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let view: config::SharedView = Arc::new(ArcSwap::from_pointee(config::View::empty(&issuer)));
+    let policy = match (args.registration, &args.registration_token) {
+        (RegistrationPolicy::Closed, _) => None,
+        (RegistrationPolicy::Open, _) => Some(http::register::Policy::Open),
+        (RegistrationPolicy::Token, Some(t)) if !t.is_empty() => Some(
+            http::register::Policy::Token(store::token_key("initial", t)),
+        ),
+        (RegistrationPolicy::Token, _) => {
+            return Err(StartupError::Flags(
+                "--registration token needs --registration-token".into(),
+            ));
+        }
+    };
+    if policy.is_some() && args.manifests.is_some() {
+        return Err(StartupError::Flags(
+            "dynamic client registration needs a cluster; it is not available with --manifests"
+                .into(),
+        ));
+    }
+    let mut registration = None;
+    match &args.manifests {
+        Some(dir) => {
+            let loaded = manifests::load(dir, &issuer, &args.users_secret)
+                .map_err(|e| StartupError::Manifests(format!("{}: {e}", dir.display())))?;
+            tracing::info!(
+                clients = loaded.clients.len(),
+                users = loaded.users.len(),
+                "loaded manifests"
+            );
+            metrics
+                .clients
+                .set(i64::try_from(loaded.clients.len()).unwrap_or(i64::MAX));
+            view.store(Arc::new(loaded));
+        }
+        None => {
+            let client = kube::Client::try_default().await?;
+            let settings = kubernetes::Settings {
+                issuer: issuer.clone(),
+                namespace: args.namespace.clone(),
+                client_namespaces: args.client_namespaces.clone(),
+                users_secret: args.users_secret.clone(),
+                registration: policy.is_some(),
+            };
+            if let Some(policy) = policy {
+                let namespace = args.registration_namespace.clone().unwrap_or_else(|| {
+                    match args.client_namespaces.as_slice() {
+                        [only] if only != "*" => only.clone(),
+                        _ => args.namespace.clone(),
+                    }
+                });
+                registration = Some(http::register::Registration {
+                    policy,
+                    namespace,
+                    client: client.clone(),
+                    allow_private_urls: args.registration_allow_private_urls,
+                    consent: args.registration_consent,
+                });
+            }
+            tokio::spawn(kubernetes::run(
+                client,
+                settings,
+                view.clone(),
+                metrics.clone(),
+            ));
+        }
+    }
+    let store = match &args.store {
+        StoreUrl::Memory => store::Store::memory(),
+        StoreUrl::Redis(url) => store::Store::redis(url).await?,
+    };
+    let state = Arc::new(http::AppState {
+        view,
+        store,
+        metrics,
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| StartupError::Tls(e.to_string()))?,
+        registration,
+    });
+    let app = http::router(state.clone());
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let config =
+            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(cert, key)?));
+        let handle = axum_server::Handle::new();
+        let shutdown = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+        tracing::info!(%issuer, listen = %args.listen, "serving OpenID Connect over TLS");
+        axum_server::bind_rustls(args.listen, config)
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await?;
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(%issuer, listen = %args.listen, "serving OpenID Connect");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}
+
+/// A TLS server configuration from PEM files (aws-lc-rs, TLS 1.2 and 1.3).
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, StartupError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| StartupError::Tls(format!("--tls-cert {}: {e}", cert.display())))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartupError::Tls(format!("--tls-cert {}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartupError::Tls(format!(
+            "--tls-cert {} holds no certificate",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| StartupError::Tls(format!("--tls-key {}: {e}", key.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+    .map_err(|e| StartupError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod http_tests;
