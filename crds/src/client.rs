@@ -250,17 +250,33 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    /// The grants this release of kube-oidc serves at `/token`. A client that lists another one
-    /// is not Ready: the provider would refuse every request it makes with it.
-    pub const SERVED: [GrantType; 3] = [
+    /// Every grant type a client may list.
+    pub const ALL: [GrantType; 5] = [
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::ClientCredentials,
+        Self::DeviceCode,
+        Self::TokenExchange,
     ];
 
-    /// Whether the provider serves this grant.
+    /// Whether this release of kube-oidc serves the grant at `/token`. A client that lists
+    /// another one is not Ready: the provider would refuse every request it makes with it. The
+    /// provider's token dispatch matches on the same variants (a test holds them together).
     pub fn is_served(self) -> bool {
-        Self::SERVED.contains(&self)
+        match self {
+            Self::AuthorizationCode | Self::RefreshToken | Self::ClientCredentials => true,
+            Self::DeviceCode | Self::TokenExchange => false,
+        }
+    }
+
+    /// The served grants, in a stable order (discovery's `grant_types_supported`).
+    pub fn served() -> impl Iterator<Item = GrantType> {
+        Self::ALL.into_iter().filter(|g| g.is_served())
+    }
+
+    /// The grant type with this `grant_type` name.
+    pub fn from_name(name: &str) -> Option<GrantType> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {

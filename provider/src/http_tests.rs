@@ -562,7 +562,7 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
     let access = t["access_token"].as_str().unwrap();
     assert_eq!(
         id["at_hash"],
-        crate::oidc::at_hash(crds::Algorithm::RS256, access)
+        crate::protocol::claims::at_hash(crds::Algorithm::RS256, access)
     );
     let (aheader, aclaims) = decode_jwt(access);
     assert_eq!(aheader["typ"], "at+jwt");

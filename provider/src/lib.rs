@@ -8,8 +8,7 @@ pub mod http;
 pub mod kubernetes;
 pub mod manifests;
 pub mod metrics;
-pub mod oidc;
-pub mod pages;
+pub mod protocol;
 pub mod signing;
 pub mod store;
 pub mod users;
@@ -89,7 +88,7 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         (RegistrationPolicy::Closed, _) => None,
         (RegistrationPolicy::Open, _) => Some(http::register::Policy::Open),
         (RegistrationPolicy::Token, Some(t)) if !t.is_empty() => Some(
-            http::register::Policy::Token(store::token_key("initial", t)),
+            http::register::Policy::Token(store::hash_token("initial", t)),
         ),
         (RegistrationPolicy::Token, _) => {
             return Err(StartupError::Flags(

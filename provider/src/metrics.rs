@@ -1,5 +1,6 @@
 //! Prometheus metrics of the provider.
 
+use crds::GrantType;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -45,14 +46,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn token_issued(&self, grant_type: &str) {
-        let grant_type = match grant_type {
-            "authorization_code" | "refresh_token" | "client_credentials" => grant_type,
-            _ => "other",
-        };
+    /// Counts a token response, labelled by its grant type.
+    pub fn token_issued(&self, grant: GrantType) {
         self.tokens
             .get_or_create(&GrantLabels {
-                grant_type: grant_type.to_string(),
+                grant_type: grant.as_str().to_string(),
             })
             .inc();
     }

@@ -1,4 +1,5 @@
-//! RP-Initiated Logout 1.0 at /end_session and Back-Channel Logout 1.0.
+//! `/end_session` (RP-Initiated Logout 1.0) and its confirmation; delivery of Back-Channel
+//! Logout 1.0 tokens.
 
 use std::time::Duration;
 
@@ -8,29 +9,37 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::{
-    AppState, BINDING_COOKIE, PENDING_TTL, SESSION_COOKIE, Session, Shared, cookie,
-    current_session, error_page, now, page, redirect, set_cookie, unavailable_page,
+    AppState, Shared,
+    authorize::bound_page,
+    extract::{AnswerForm, SESSION_COOKIE, cookie, set_cookie},
+    pages,
+    respond::{Redirect, error_page, page, redirect, unavailable_page},
 };
-use crate::{config::View, oidc, pages, store::StoreError, store::token_key};
-
-#[derive(Serialize, Deserialize)]
-struct PendingLogout {
-    redirect: Option<String>,
-    state: Option<String>,
-    csrf: String,
-    binding: String,
-}
+use crate::{
+    config::View,
+    protocol::{
+        interaction::{self, Interaction},
+        logout::{self, BackchannelLogout, LogoutStep},
+        params::parse_params,
+        session::Session,
+    },
+    store::StoreError,
+};
 
 pub async fn end_session_get(
     State(s): State<Shared>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    end_session(s, headers, q.unwrap_or_default().as_bytes(), false).await
+    end_session(
+        s,
+        headers,
+        q.unwrap_or_default().as_bytes(),
+        Redirect::Found,
+    )
+    .await
 }
 
 pub async fn end_session_post(
@@ -38,7 +47,7 @@ pub async fn end_session_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    end_session(s, headers, &body, true).await
+    end_session(s, headers, &body, Redirect::SeeOther).await
 }
 
 fn bad(message: &str) -> Response {
@@ -49,94 +58,29 @@ fn bad(message: &str) -> Response {
     )
 }
 
-async fn end_session(s: Shared, headers: HeaderMap, raw: &[u8], after_post: bool) -> Response {
+async fn end_session(s: Shared, headers: HeaderMap, raw: &[u8], how: Redirect) -> Response {
     let view = s.view.load_full();
-    let params = match oidc::parse_params(raw) {
-        Ok(p) => p,
+    let request = match parse_params(raw).and_then(|p| logout::validate(&view, &p)) {
+        Ok(r) => r,
         Err(m) => return bad(&m),
     };
-    let hint: Option<Value> = match params.get("id_token_hint") {
-        None => None,
-        Some(h) => match view.verifier.verify::<Value>(h, &view.issuer, true) {
-            Some((claims, _)) => Some(claims),
-            None => return bad("id_token_hint is not an ID token issued here."),
-        },
-    };
-    let hint_aud = hint.as_ref().and_then(|h| match &h["aud"] {
-        Value::String(a) => Some(a.clone()),
-        Value::Array(a) => a.first().and_then(Value::as_str).map(String::from),
-        _ => None,
-    });
-    let client_id = match (params.get("client_id"), hint_aud) {
-        (Some(a), Some(b)) if *a != b => return bad("client_id does not match the id_token_hint."),
-        (Some(a), _) => Some(a.clone()),
-        (None, b) => b,
-    };
-    let client = match &client_id {
-        Some(id) => match view.client(id) {
-            Some(c) => Some(c),
-            None => return bad("The application is not known here."),
-        },
-        None => None,
-    };
-    // Exact match against the client's registered list; never redirect anywhere else.
-    let redirect_to = match params.get("post_logout_redirect_uri") {
-        None => None,
-        Some(uri) => match &client {
-            Some(c) if c.post_logout_redirect_uris.iter().any(|r| r == uri) => Some(uri.clone()),
-            Some(_) => {
-                return bad("post_logout_redirect_uri is not registered for this application.");
-            }
-            None => return bad("post_logout_redirect_uri needs client_id or id_token_hint."),
-        },
-    };
-    let state = params.get("state").cloned();
     let result: Result<Response, StoreError> = async {
-        let session = current_session(&s, &headers).await?;
+        let session = Session::find(&s.store, cookie(&headers, SESSION_COOKIE).as_deref()).await?;
+        let step = request.step();
         let Some(session) = session else {
-            return Ok(finish(
-                &view,
-                redirect_to.as_deref(),
-                state.as_deref(),
-                after_post,
-            ));
+            return Ok(finish(&view, &step, how));
         };
-        let tied = hint.as_ref().is_some_and(|h| {
-            h["sub"].as_str() == Some(session.sub.as_str())
-                && h["sid"].as_str().is_none_or(|sid| sid == session.sid)
-        });
-        if tied {
+        if request.tied_to(&session) {
             end(&s, &view, &session).await?;
-            return Ok(finish(
-                &view,
-                redirect_to.as_deref(),
-                state.as_deref(),
-                after_post,
-            ));
+            return Ok(finish(&view, &step, how));
         }
         // Not tied to this browser's session: ask the user.
-        let id = oidc::random_token();
-        let csrf = oidc::random_token();
-        let binding = oidc::random_token();
-        let pending = PendingLogout {
-            redirect: redirect_to.clone(),
-            state: state.clone(),
-            csrf: csrf.clone(),
-            binding: token_key("binding", &binding),
-        };
-        s.store
-            .put(
-                &token_key("logout", &id),
-                &serde_json::to_string(&pending).unwrap_or_default(),
-                PENDING_TTL,
-            )
-            .await?;
-        let mut res = page(StatusCode::OK, pages::logout_confirm(&id, &csrf));
-        res.headers_mut().append(
-            header::SET_COOKIE,
-            set_cookie(&view, BINDING_COOKIE, &binding, PENDING_TTL),
-        );
-        Ok(res)
+        let started = interaction::start(&s.store, Interaction::Logout, step).await?;
+        Ok(bound_page(
+            &view,
+            pages::logout_confirm(&started.id, &started.csrf),
+            &started.binding_cookie,
+        ))
     }
     .await;
     result.unwrap_or_else(|e| unavailable_page(&e))
@@ -144,64 +88,50 @@ async fn end_session(s: Shared, headers: HeaderMap, raw: &[u8], after_post: bool
 
 pub async fn confirm(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let view = s.view.load_full();
-    let Ok(form) = oidc::parse_params(&body) else {
+    let Ok(form) = parse_params(&body) else {
         return bad("The sign-out form is malformed.");
     };
+    let form = AnswerForm::new(form, &headers);
     let result: Result<Response, StoreError> = async {
-        let (Some(id), Some(csrf)) = (form.get("request"), form.get("csrf")) else {
+        let (Some(id), Some(_)) = (form.field("request"), form.field("csrf")) else {
             return Ok(bad("The sign-out form is incomplete."));
         };
-        let key = token_key("logout", id);
-        let Some(pending) = s
-            .store
-            .get(&key)
-            .await?
-            .and_then(|v| serde_json::from_str::<PendingLogout>(&v).ok())
+        let kind = Interaction::Logout;
+        let Some(pending) =
+            interaction::resume::<LogoutStep>(&s.store, kind, form.answer()).await?
         else {
             return Ok(bad("This sign-out request has expired."));
         };
-        let binding = cookie(&headers, BINDING_COOKIE)
-            .map(|b| token_key("binding", &b))
-            .unwrap_or_default();
-        let eq = |a: &str, b: &str| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
-        };
-        if !eq(csrf, &pending.csrf) || !eq(&binding, &pending.binding) {
-            return Ok(bad("This sign-out request has expired."));
-        }
-        s.store.delete(&key).await?;
-        if form.get("decision").map(String::as_str) != Some("logout") {
+        interaction::finish(&s.store, kind, id).await?;
+        if form.field("decision") != Some("logout") {
             return Ok(page(
                 StatusCode::OK,
                 pages::error("Still signed in", "You are still signed in."),
             ));
         }
-        if let Some(session) = current_session(&s, &headers).await? {
+        if let Some(session) =
+            Session::find(&s.store, cookie(&headers, SESSION_COOKIE).as_deref()).await?
+        {
             end(&s, &view, &session).await?;
         }
-        Ok(finish(
-            &view,
-            pending.redirect.as_deref(),
-            pending.state.as_deref(),
-            true,
-        ))
+        Ok(finish(&view, &pending.step, Redirect::SeeOther))
     }
     .await;
     result.unwrap_or_else(|e| unavailable_page(&e))
 }
 
-fn finish(
-    view: &View,
-    redirect_to: Option<&str>,
-    state: Option<&str>,
-    after_post: bool,
-) -> Response {
-    let mut res = match redirect_to.and_then(|r| url::Url::parse(r).ok()) {
+/// Where the browser goes after signing out, with the session cookie cleared.
+fn finish(view: &View, step: &LogoutStep, how: Redirect) -> Response {
+    let mut res = match step
+        .redirect
+        .as_deref()
+        .and_then(|r| url::Url::parse(r).ok())
+    {
         Some(mut url) => {
-            if let Some(st) = state {
+            if let Some(st) = &step.state {
                 url.query_pairs_mut().append_pair("state", st);
             }
-            redirect(url.as_str(), after_post)
+            redirect(url.as_str(), how)
         }
         None => page(
             StatusCode::OK,
@@ -215,53 +145,24 @@ fn finish(
     res
 }
 
-/// Ends the session and notifies every client that took part in it.
+/// Ends the session and notifies, in the background, every client that took part in it.
 async fn end(s: &AppState, view: &View, session: &Session) -> Result<(), StoreError> {
-    s.store.delete(&session.key).await?;
-    for client_id in &session.clients {
-        let Some(client) = view.client(client_id) else {
-            continue;
-        };
-        let (Some(uri), Some(signer)) = (
-            client.backchannel_logout_uri.clone(),
-            view.signers.get(&client.alg),
-        ) else {
-            continue;
-        };
-        let iat = now();
-        // Back-Channel Logout 1.0 §2.4: no nonce; events, and sid and sub.
-        let claims = json!({
-            "iss": view.issuer,
-            "aud": client.id,
-            "iat": iat,
-            "exp": iat + 120,
-            "jti": oidc::random_token(),
-            "sub": session.sub,
-            "sid": session.sid,
-            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
-        });
-        let token = match signer.sign(Some("logout+jwt"), &claims) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "signing a logout token");
-                continue;
-            }
-        };
+    for notice in logout::end(&s.context(view), session).await? {
         let http = s.http.clone();
-        let client_id = client.id.clone();
-        tokio::spawn(async move { deliver(http, uri, client_id, token).await });
+        tokio::spawn(async move { deliver(http, notice).await });
     }
     Ok(())
 }
 
 /// POSTs a logout token with bounded retries: three attempts within about ten seconds.
-async fn deliver(http: reqwest::Client, uri: String, client_id: String, token: String) {
+async fn deliver(http: reqwest::Client, notice: BackchannelLogout) {
+    let client_id = &notice.client_id;
     for (attempt, delay) in [0u64, 1, 3].into_iter().enumerate() {
         tokio::time::sleep(Duration::from_secs(delay)).await;
         match http
-            .post(&uri)
+            .post(&notice.uri)
             .timeout(Duration::from_secs(5))
-            .form(&[("logout_token", token.as_str())])
+            .form(&[("logout_token", notice.token.as_str())])
             .send()
             .await
         {

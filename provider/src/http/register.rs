@@ -21,8 +21,14 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use super::{Shared, now};
-use crate::{oidc, store::token_key};
+use super::Shared;
+use crate::{
+    protocol::{
+        now,
+        params::{random_token, split_scopes},
+    },
+    store::hash_token,
+};
 
 /// Annotation holding the hash of a registered client's registration access token.
 pub const TOKEN_ANNOTATION: &str = "kubeoidc.dev/registration-token-hash";
@@ -240,7 +246,7 @@ async fn spec_from_metadata(reg: &Registration, m: &Value) -> Result<OidcClientS
         return Err(metadata_error("only the response type code is supported"));
     }
     let scopes = string(m, "scope")?
-        .map(|s| oidc::split_scopes(&s))
+        .map(|s| split_scopes(&s))
         .unwrap_or_else(|| {
             ["openid", "profile", "email", "offline_access"]
                 .map(String::from)
@@ -374,7 +380,7 @@ pub async fn register(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
     };
     if let Policy::Token(hash) = &reg.policy {
         let presented = bearer(&headers)
-            .map(|t| token_key("initial", &t))
+            .map(|t| hash_token("initial", &t))
             .unwrap_or_default();
         if !same(&presented, hash) {
             return error(
@@ -402,7 +408,7 @@ pub async fn register(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    let token = oidc::random_token();
+    let token = random_token();
     let confidential = spec.type_ == ClientType::Confidential;
     let mut spec = spec;
     spec.client_id = Some(name.clone());
@@ -418,7 +424,7 @@ pub async fn register(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
     )]));
     client.metadata.annotations = Some(BTreeMap::from([(
         TOKEN_ANNOTATION.to_string(),
-        token_key("registration", &token),
+        hash_token("registration", &token),
     )]));
     if let Err(res) = validate(&client) {
         return res.into_response();
@@ -531,7 +537,7 @@ async fn authorized(
         .get(TOKEN_ANNOTATION)
         .cloned()
         .unwrap_or_default();
-    if hash.is_empty() || !same(&token_key("registration", &token), &hash) {
+    if hash.is_empty() || !same(&hash_token("registration", &token), &hash) {
         return Err(unauthorized());
     }
     Ok((api, client))

@@ -1,6 +1,5 @@
-//! Short-lived protocol state: codes, refresh tokens, sessions, consents, revocations and
-//! throttling counters. `memory` for one replica, Redis for many. Keys of tokens are hashes of
-//! the tokens, never the tokens themselves; single use is an atomic take.
+//! The two backends of the store: `memory` for one replica, Redis for many. Raw strings only;
+//! keys and values are decided by the typed API in `store/mod.rs`. Single use is an atomic take.
 
 use std::{
     collections::HashMap,
@@ -8,19 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl From<redis::RedisError> for StoreError {
-    fn from(e: redis::RedisError) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
+use super::StoreError;
 
 /// Where protocol state lives.
 #[derive(Clone)]
@@ -30,12 +17,6 @@ pub enum Store {
 }
 
 const PREFIX: &str = "kube-oidc:";
-
-/// The store key for a token: its SHA-256, so a store dump reveals no usable token.
-pub fn token_key(kind: &str, token: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    format!("{kind}:{}", B64.encode(digest.as_ref()))
-}
 
 fn ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -57,7 +38,12 @@ impl Store {
         Ok(Store::Redis(manager))
     }
 
-    pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+    pub(super) async fn put_raw(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
                 m.put(key, value, ttl);
@@ -77,7 +63,7 @@ impl Store {
         }
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(super) async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.get(key)),
             Store::Redis(c) => {
@@ -91,7 +77,7 @@ impl Store {
     }
 
     /// Returns and removes the value in one step: of concurrent takers exactly one gets it.
-    pub async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(super) async fn take_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.take(key)),
             Store::Redis(c) => {
@@ -104,7 +90,7 @@ impl Store {
         }
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    pub(super) async fn delete_raw(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
                 m.take(key);
@@ -122,7 +108,7 @@ impl Store {
     }
 
     /// Increments a counter that expires `ttl` after its first increment.
-    pub async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+    pub(super) async fn incr_raw(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.incr(key, ttl)),
             Store::Redis(c) => {
@@ -212,34 +198,37 @@ mod tests {
 
     /// The suite every store passes.
     pub async fn suite(store: &Store) {
-        let k = token_key("code", &format!("suite-{:?}", Instant::now()));
-        assert_eq!(store.get(&k).await.unwrap(), None);
-        store.put(&k, "v1", Duration::from_secs(10)).await.unwrap();
-        assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("v1"));
-        assert_eq!(store.take(&k).await.unwrap().as_deref(), Some("v1"));
-        assert_eq!(store.take(&k).await.unwrap(), None, "taken twice");
+        let k = format!("suite-{:?}", Instant::now());
+        assert_eq!(store.get_raw(&k).await.unwrap(), None);
+        store
+            .put_raw(&k, "v1", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(store.get_raw(&k).await.unwrap().as_deref(), Some("v1"));
+        assert_eq!(store.take_raw(&k).await.unwrap().as_deref(), Some("v1"));
+        assert_eq!(store.take_raw(&k).await.unwrap(), None, "taken twice");
 
         // Expiry by TTL.
         store
-            .put(&k, "short", Duration::from_millis(100))
+            .put_raw(&k, "short", Duration::from_millis(100))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(store.get(&k).await.unwrap(), None);
-        assert_eq!(store.take(&k).await.unwrap(), None);
+        assert_eq!(store.get_raw(&k).await.unwrap(), None);
+        assert_eq!(store.take_raw(&k).await.unwrap(), None);
 
         // Exactly one of many concurrent takers wins.
         for round in 0..20 {
             let key = format!("{k}-race-{round}");
             store
-                .put(&key, "once", Duration::from_secs(10))
+                .put_raw(&key, "once", Duration::from_secs(10))
                 .await
                 .unwrap();
             let takers: Vec<_> = (0..8)
                 .map(|_| {
                     let s = store.clone();
                     let key = key.clone();
-                    tokio::spawn(async move { s.take(&key).await.unwrap() })
+                    tokio::spawn(async move { s.take_raw(&key).await.unwrap() })
                 })
                 .collect();
             let mut won = 0;
@@ -251,22 +240,36 @@ mod tests {
 
         // Counters with a window.
         let c = format!("{k}-counter");
-        assert_eq!(store.incr(&c, Duration::from_millis(300)).await.unwrap(), 1);
-        assert_eq!(store.incr(&c, Duration::from_millis(300)).await.unwrap(), 2);
+        assert_eq!(
+            store
+                .incr_raw(&c, Duration::from_millis(300))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .incr_raw(&c, Duration::from_millis(300))
+                .await
+                .unwrap(),
+            2
+        );
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(store.incr(&c, Duration::from_millis(300)).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .incr_raw(&c, Duration::from_millis(300))
+                .await
+                .unwrap(),
+            1
+        );
 
-        store.put(&k, "x", Duration::from_secs(5)).await.unwrap();
-        store.delete(&k).await.unwrap();
-        assert_eq!(store.get(&k).await.unwrap(), None);
+        store
+            .put_raw(&k, "x", Duration::from_secs(5))
+            .await
+            .unwrap();
+        store.delete_raw(&k).await.unwrap();
+        assert_eq!(store.get_raw(&k).await.unwrap(), None);
         store.ping().await.unwrap();
-    }
-
-    #[test]
-    fn token_keys_are_hashes() {
-        let k = token_key("code", "secret-code");
-        assert!(k.starts_with("code:"));
-        assert!(!k.contains("secret-code"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +290,7 @@ mod tests {
         let store = Store::redis(&server.url).await.unwrap();
         server.stop();
         let started = Instant::now();
-        let err = store.get("anything").await.unwrap_err();
+        let err = store.get_raw("anything").await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)));
         assert!(started.elapsed() < Duration::from_secs(10));
     }

@@ -1,0 +1,63 @@
+//! `/consent`: approve or deny a pending authorization.
+
+use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response};
+
+use super::{
+    Shared,
+    authorize::respond,
+    extract::{AnswerForm, SESSION_COOKIE, cookie},
+    respond::{Redirect, expired_request, redirect_error, unavailable_page},
+};
+use crate::{
+    protocol::{
+        OAuthError,
+        authorize::{self, AuthorizationStep, Progress},
+        consent,
+        interaction::{self, Interaction},
+        params::parse_params,
+        session::Session,
+    },
+    store::StoreError,
+};
+
+pub async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let view = s.view.load_full();
+    let Ok(form) = parse_params(&body) else {
+        return expired_request();
+    };
+    let form = AnswerForm::new(form, &headers);
+    let result: Result<Response, StoreError> = async {
+        let kind = Interaction::Authorization;
+        let Some(pending) =
+            interaction::resume::<AuthorizationStep>(&s.store, kind, form.answer()).await?
+        else {
+            return Ok(expired_request());
+        };
+        let session = Session::find(&s.store, cookie(&headers, SESSION_COOKIE).as_deref()).await?;
+        let Some(session) = session.filter(|sess| Some(&sess.sub) == pending.step.sub.as_ref())
+        else {
+            return Ok(expired_request());
+        };
+        interaction::finish(&s.store, kind, form.field("request").unwrap_or_default()).await?;
+        let request = pending.step.request;
+        if form.field("decision") != Some("approve") {
+            return Ok(redirect_error(
+                &view,
+                &request.redirect_uri,
+                &OAuthError::AccessDenied("the user denied access".into()),
+                request.state.as_deref(),
+                Redirect::SeeOther,
+            ));
+        }
+        let ctx = s.context(&view);
+        consent::record(&ctx, &request.client_id, &session.sub, &request.scopes).await?;
+        let progress = Progress {
+            just_signed_in: true,
+            consent_given: true,
+        };
+        let next = authorize::proceed(&ctx, request, Some(session), progress).await?;
+        Ok(respond(&view, next, Redirect::SeeOther))
+    }
+    .await;
+    result.unwrap_or_else(|e| unavailable_page(&e))
+}

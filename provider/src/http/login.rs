@@ -1,0 +1,85 @@
+//! `/login`: the sign-in form of a pending authorization.
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::Response,
+};
+
+use super::{
+    Shared,
+    authorize::respond,
+    extract::{AnswerForm, ClientIp, SESSION_COOKIE, set_cookie},
+    pages,
+    respond::{Redirect, expired_request, page, unavailable_page},
+};
+use crate::{
+    protocol::{
+        authorize::{self, AuthorizationStep, Progress},
+        interaction::{self, Interaction},
+        login::{self, SignIn},
+        params::parse_params,
+        session::SESSION_TTL,
+    },
+    store::StoreError,
+};
+
+pub async fn login(
+    State(s): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let view = s.view.load_full();
+    let Ok(form) = parse_params(&body) else {
+        return expired_request();
+    };
+    let form = AnswerForm::new(form, &headers);
+    let result: Result<Response, StoreError> = async {
+        let kind = Interaction::Authorization;
+        let Some(pending) =
+            interaction::resume::<AuthorizationStep>(&s.store, kind, form.answer()).await?
+        else {
+            return Ok(expired_request());
+        };
+        let Some(client) = view.client(&pending.step.request.client_id) else {
+            return Ok(expired_request());
+        };
+        let id = form.field("request").unwrap_or_default();
+        let username = form.field("username").unwrap_or_default();
+        let password = form.field("password").unwrap_or_default().to_string();
+        let again = |status: StatusCode, message: &str| {
+            page(
+                status,
+                pages::login(&client.name, id, &pending.csrf, username, Some(message)),
+            )
+        };
+        let ctx = s.context(&view);
+        match login::sign_in(&ctx, username, password, &ip).await? {
+            SignIn::Throttled => Ok(again(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed attempts. Wait 15 minutes and try again.",
+            )),
+            SignIn::Refused => Ok(again(
+                StatusCode::UNAUTHORIZED,
+                "Wrong username or password.",
+            )),
+            SignIn::SignedIn(session) => {
+                interaction::finish(&s.store, kind, id).await?;
+                let cookie = set_cookie(&view, SESSION_COOKIE, &session.id, SESSION_TTL);
+                let progress = Progress {
+                    just_signed_in: true,
+                    consent_given: false,
+                };
+                let next =
+                    authorize::proceed(&ctx, pending.step.request, Some(session), progress).await?;
+                let mut res = respond(&view, next, Redirect::SeeOther);
+                res.headers_mut().append(header::SET_COOKIE, cookie);
+                Ok(res)
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| unavailable_page(&e))
+}

@@ -1,0 +1,429 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2): validating a
+//! request, and taking it through sign-in and consent to a code.
+
+use std::sync::Arc;
+
+use crds::{ConsentPolicy, GrantType};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    Context, OAuthError,
+    interaction::{self, Interaction, Started},
+    params::{Params, split_scopes},
+    pkce::is_challenge,
+    session::Session,
+    token::code::{CodeGrant, issue_code},
+};
+use crate::{
+    config::{ClientConfig, View},
+    store::StoreError,
+};
+
+/// What the authorization endpoint was asked, once validated. Stored while the user signs in.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<u64>,
+    pub login_hint: Option<String>,
+    pub id_token_hint_sub: Option<String>,
+    pub claims: Option<Value>,
+}
+
+/// Why an authorization request fails: shown as a page (the redirect target is not trusted) or
+/// sent back to the client.
+#[derive(Debug, PartialEq)]
+pub enum AuthorizeError {
+    Page(String),
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthError,
+    },
+}
+
+/// Validates an authorization request (OpenID Connect Core §3.1.2, RFC 6749 §4.1, RFC 7636).
+pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, AuthorizeError> {
+    let (client, redirect_uri) = client_and_redirect_uri(view, p)?;
+    let state = p.get("state").cloned();
+    let redirect = |error: OAuthError| AuthorizeError::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error,
+    };
+    check_form(&client, p).map_err(redirect)?;
+    let scopes = requested_scopes(&client, p).map_err(redirect)?;
+    let code_challenge = code_challenge(&client, p).map_err(redirect)?;
+    let prompt = prompt(p).map_err(redirect)?;
+    let max_age = match p.get("max_age") {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            redirect(OAuthError::InvalidRequest(
+                "max_age must be a number of seconds".into(),
+            ))
+        })?),
+    };
+    let claims = match p.get("claims") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_str::<Value>(v)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| {
+                    redirect(OAuthError::InvalidRequest(
+                        "claims must be a JSON object".into(),
+                    ))
+                })?,
+        ),
+    };
+    let id_token_hint_sub = id_token_hint_subject(view, p).map_err(redirect)?;
+    Ok(AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect_uri,
+        scopes,
+        state,
+        nonce: p.get("nonce").cloned(),
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint: p.get("login_hint").cloned(),
+        id_token_hint_sub,
+        claims,
+    })
+}
+
+/// The client and its redirect URI: until both are known, errors are shown, not redirected.
+fn client_and_redirect_uri(
+    view: &View,
+    p: &Params,
+) -> Result<(Arc<ClientConfig>, String), AuthorizeError> {
+    let Some(client_id) = p.get("client_id") else {
+        return Err(AuthorizeError::Page("The request has no client_id.".into()));
+    };
+    let Some(client) = view.client(client_id) else {
+        return Err(AuthorizeError::Page(format!(
+            "The application \"{client_id}\" is not known here."
+        )));
+    };
+    // Exact string match (RFC 9700 §4.1.3); an unregistered redirect URI gets a page, never a
+    // redirect.
+    match p.get("redirect_uri") {
+        Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => {
+            let uri = uri.clone();
+            Ok((client, uri))
+        }
+        Some(_) => Err(AuthorizeError::Page(
+            "The redirect_uri is not registered for this application.".into(),
+        )),
+        None => Err(AuthorizeError::Page(
+            "The request has no redirect_uri.".into(),
+        )),
+    }
+}
+
+/// Request objects, the response type and mode, and whether the client may use the code flow.
+fn check_form(client: &ClientConfig, p: &Params) -> Result<(), OAuthError> {
+    if p.contains_key("request") {
+        return Err(OAuthError::RequestNotSupported(
+            "request objects are not supported".into(),
+        ));
+    }
+    if p.contains_key("request_uri") {
+        return Err(OAuthError::RequestUriNotSupported(
+            "request_uri is not supported".into(),
+        ));
+    }
+    match p.get("response_type").map(String::as_str) {
+        Some("code") => {}
+        None => {
+            return Err(OAuthError::InvalidRequest(
+                "response_type is required".into(),
+            ));
+        }
+        Some(_) => {
+            return Err(OAuthError::UnsupportedResponseType(
+                "only response_type=code is supported".into(),
+            ));
+        }
+    }
+    if !client.allows(GrantType::AuthorizationCode) {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client may not use the authorization code flow".into(),
+        ));
+    }
+    if let Some(mode) = p.get("response_mode")
+        && mode != "query"
+    {
+        return Err(OAuthError::InvalidRequest(
+            "only response_mode=query is supported".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The requested scopes (or the client's defaults), each allowed for the client.
+fn requested_scopes(client: &ClientConfig, p: &Params) -> Result<Vec<String>, OAuthError> {
+    let scopes = match p.get("scope").map(|s| split_scopes(s)) {
+        Some(s) if !s.is_empty() => s,
+        _ => client.default_scopes.clone(),
+    };
+    if scopes.is_empty() {
+        return Err(OAuthError::InvalidScope(
+            "no scope requested and none configured by default".into(),
+        ));
+    }
+    if let Some(bad) = scopes.iter().find(|s| !client.scopes.contains(s)) {
+        return Err(OAuthError::InvalidScope(format!(
+            "scope {bad} is not allowed for this client"
+        )));
+    }
+    Ok(scopes)
+}
+
+/// PKCE (RFC 7636 §4.3): S256 only, required when the client requires it.
+fn code_challenge(client: &ClientConfig, p: &Params) -> Result<Option<String>, OAuthError> {
+    let invalid = |d: &str| Err(OAuthError::InvalidRequest(d.into()));
+    let challenge = p.get("code_challenge").cloned();
+    match (
+        p.get("code_challenge_method").map(String::as_str),
+        &challenge,
+    ) {
+        (Some("S256"), Some(_)) => {}
+        (None, Some(_)) | (Some("plain"), Some(_)) => {
+            return invalid("code_challenge_method must be S256 (plain is not accepted)");
+        }
+        (Some(_), Some(_)) => return invalid("code_challenge_method must be S256"),
+        (Some(_), None) => return invalid("code_challenge_method without code_challenge"),
+        (None, None) if client.require_pkce => {
+            return invalid(
+                "this client must use PKCE: send code_challenge and code_challenge_method=S256",
+            );
+        }
+        (None, None) => {}
+    }
+    if let Some(c) = &challenge
+        && !is_challenge(c)
+    {
+        return invalid(
+            "code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)",
+        );
+    }
+    Ok(challenge)
+}
+
+/// The `prompt` values (OpenID Connect Core §3.1.2.1).
+fn prompt(p: &Params) -> Result<Vec<String>, OAuthError> {
+    let prompt: Vec<String> = p.get("prompt").map(|s| split_scopes(s)).unwrap_or_default();
+    for v in &prompt {
+        if !matches!(v.as_str(), "none" | "login" | "consent" | "select_account") {
+            return Err(OAuthError::InvalidRequest(format!(
+                "unknown prompt value {v}"
+            )));
+        }
+    }
+    if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
+        return Err(OAuthError::InvalidRequest(
+            "prompt=none cannot be combined with other values".into(),
+        ));
+    }
+    Ok(prompt)
+}
+
+/// The subject of an `id_token_hint`: our own ID tokens, expired ones included (OpenID Connect
+/// Core §3.1.2.1).
+fn id_token_hint_subject(view: &View, p: &Params) -> Result<Option<String>, OAuthError> {
+    let Some(hint) = p.get("id_token_hint") else {
+        return Ok(None);
+    };
+    let (claims, _): (Value, _) =
+        view.verifier
+            .verify(hint, &view.issuer, true)
+            .ok_or_else(|| {
+                OAuthError::InvalidRequest("id_token_hint is not an ID token issued here".into())
+            })?;
+    Ok(claims.get("sub").and_then(Value::as_str).map(String::from))
+}
+
+/// An authorization request waiting for the user: signed in (consent stage) or not yet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthorizationStep {
+    pub request: AuthorizationRequest,
+    /// Set once the user signed in (consent stage).
+    pub sub: Option<String>,
+}
+
+/// How far the user got in this request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Signed in by this request (prompt=login and max_age are satisfied).
+    pub just_signed_in: bool,
+    /// Consented by this request.
+    pub consent_given: bool,
+}
+
+/// Where an authorization request goes next.
+#[derive(Debug)]
+pub enum Next {
+    /// Back to the client with a code.
+    Code {
+        redirect_uri: String,
+        state: Option<String>,
+        code: String,
+    },
+    /// Back to the client with an error.
+    Error {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthError,
+    },
+    /// The sign-in page, for the interaction started.
+    SignIn {
+        client: Arc<ClientConfig>,
+        started: Started,
+        login_hint: Option<String>,
+    },
+    /// The consent page: the client asks for these scopes (name, description).
+    Consent {
+        client: Arc<ClientConfig>,
+        started: Started,
+        scopes: Vec<(String, String)>,
+    },
+    /// The client is no longer served.
+    UnknownClient,
+}
+
+/// Takes a validated request as far as it can go: sign-in, consent, then the code.
+pub async fn proceed(
+    ctx: &Context<'_>,
+    request: AuthorizationRequest,
+    session: Option<Session>,
+    progress: Progress,
+) -> Result<Next, StoreError> {
+    let Some(client) = ctx.view.client(&request.client_id) else {
+        return Ok(Next::UnknownClient);
+    };
+    let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
+    let error = |error: OAuthError| Next::Error {
+        redirect_uri: request.redirect_uri.clone(),
+        state: request.state.clone(),
+        error,
+    };
+    let Some(mut session) =
+        session.filter(|s| progress.just_signed_in || reusable(ctx, &request, s))
+    else {
+        if prompt("none") {
+            return Ok(error(OAuthError::LoginRequired(
+                "the user is not signed in".into(),
+            )));
+        }
+        return wait_for_user(ctx, client, request, None).await;
+    };
+    let needs_consent = !progress.consent_given
+        && (prompt("consent") || consent_missing(ctx, &client, &session, &request).await?);
+    if needs_consent {
+        if prompt("none") {
+            return Ok(error(OAuthError::ConsentRequired(
+                "the user has not consented to this application".into(),
+            )));
+        }
+        return wait_for_user(ctx, client, request, Some(session.sub)).await;
+    }
+    if !session.clients.contains(&client.id) {
+        session.clients.push(client.id.clone());
+        session.save(ctx.store).await?;
+    }
+    let grant = CodeGrant {
+        client_id: client.id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scopes: request.scopes.clone(),
+        nonce: request.nonce.clone(),
+        sub: session.sub.clone(),
+        auth_time: session.auth_time,
+        code_challenge: request.code_challenge.clone(),
+        claims: request.claims.clone(),
+        sid: session.sid.clone(),
+    };
+    let code = issue_code(ctx, &grant).await?;
+    Ok(Next::Code {
+        redirect_uri: request.redirect_uri,
+        state: request.state,
+        code,
+    })
+}
+
+/// Whether an existing session serves this request without signing in again.
+fn reusable(ctx: &Context<'_>, request: &AuthorizationRequest, session: &Session) -> bool {
+    let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
+    !prompt("login")
+        && !prompt("select_account")
+        && request
+            .max_age
+            .is_none_or(|max| ctx.now.saturating_sub(session.auth_time) <= max)
+        && request
+            .id_token_hint_sub
+            .as_ref()
+            .is_none_or(|h| *h == session.sub)
+        && ctx.view.users.by_sub(&session.sub).is_some()
+}
+
+/// Whether the client's consent policy asks the user for these scopes.
+async fn consent_missing(
+    ctx: &Context<'_>,
+    client: &ClientConfig,
+    session: &Session,
+    request: &AuthorizationRequest,
+) -> Result<bool, StoreError> {
+    Ok(match client.consent {
+        ConsentPolicy::Skip => false,
+        ConsentPolicy::Always => true,
+        ConsentPolicy::Once => {
+            let granted = ctx.store.consented_scopes(&session.sub, &client.id).await?;
+            !request.scopes.iter().all(|sc| granted.contains(sc))
+        }
+    })
+}
+
+/// Stores the request while the user signs in (`sub` unknown) or consents.
+async fn wait_for_user(
+    ctx: &Context<'_>,
+    client: Arc<ClientConfig>,
+    request: AuthorizationRequest,
+    sub: Option<String>,
+) -> Result<Next, StoreError> {
+    let consent = sub.is_some();
+    let login_hint = request.login_hint.clone();
+    let scopes: Vec<(String, String)> = request
+        .scopes
+        .iter()
+        .map(|sc| {
+            let d = ctx
+                .view
+                .scopes
+                .get(sc)
+                .map(|c| c.description.clone())
+                .unwrap_or_default();
+            (sc.clone(), d)
+        })
+        .collect();
+    let step = AuthorizationStep { request, sub };
+    let started = interaction::start(ctx.store, Interaction::Authorization, step).await?;
+    Ok(if consent {
+        Next::Consent {
+            client,
+            started,
+            scopes,
+        }
+    } else {
+        Next::SignIn {
+            client,
+            started,
+            login_hint,
+        }
+    })
+}

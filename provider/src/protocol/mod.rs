@@ -1,0 +1,41 @@
+//! OAuth 2.0 and OpenID Connect decisions, with no HTTP and no Kubernetes in them: the HTTP
+//! layer parses a request, calls one of these, and maps the result. The clock is passed in.
+
+pub mod access_token;
+pub mod authorize;
+pub mod claims;
+pub mod client_auth;
+pub mod consent;
+pub mod error;
+pub mod interaction;
+pub mod introspect;
+pub mod login;
+pub mod logout;
+pub mod params;
+pub mod pkce;
+pub mod revoke;
+pub mod session;
+pub mod token;
+pub mod userinfo;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use error::OAuthError;
+
+use crate::{config::View, store::Store};
+
+/// What a protocol step reads and writes, and when it runs.
+pub struct Context<'a> {
+    pub view: &'a View,
+    pub store: &'a Store,
+    /// Seconds since the epoch.
+    pub now: u64,
+}
+
+/// The system clock in seconds since the epoch: what the HTTP layer passes as [`Context::now`].
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}

@@ -1,0 +1,88 @@
+//! Every key the provider stores, in one enum: the layout of the store is decided here and
+//! nowhere else. Keys of tokens are hashes of the tokens, so a store dump reveals no usable
+//! token.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+
+/// A stored record's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// An authorization code, until it is redeemed.
+    Code(&'a str),
+    /// A redeemed code: the token family its redemption started (reuse revokes it).
+    CodeUsed(&'a str),
+    /// A refresh token, until it is redeemed.
+    RefreshToken(&'a str),
+    /// A redeemed refresh token: its family (reuse revokes it).
+    RefreshTokenUsed(&'a str),
+    /// An opaque access token's claims.
+    AccessToken(&'a str),
+    /// A token family: while it exists, the tokens issued in it are valid.
+    Family(&'a str),
+    /// A revoked JWT access token, by `jti`, until it expires.
+    RevokedJti(&'a str),
+    /// A browser's sign-in session, by the session cookie.
+    Session(&'a str),
+    /// An authorization request waiting for sign-in or consent.
+    PendingAuthorization(&'a str),
+    /// A logout waiting for the user's confirmation.
+    PendingLogout(&'a str),
+    /// The scopes a user consented to for a client.
+    Consent { sub: &'a str, client_id: &'a str },
+    /// Failed sign-ins for a username.
+    UserFailures(&'a str),
+    /// Failed sign-ins from an address.
+    IpFailures(&'a str),
+}
+
+impl Key<'_> {
+    /// The key as stored (before the backend's prefix).
+    pub(super) fn render(&self) -> String {
+        match self {
+            Key::Code(t) => hash_token("code", t),
+            Key::CodeUsed(t) => hash_token("codeused", t),
+            Key::RefreshToken(t) => hash_token("rt", t),
+            Key::RefreshTokenUsed(t) => hash_token("rtused", t),
+            Key::AccessToken(t) => hash_token("at", t),
+            Key::Family(f) => format!("family:{f}"),
+            Key::RevokedJti(j) => format!("revoked:{j}"),
+            Key::Session(t) => hash_token("session", t),
+            Key::PendingAuthorization(t) => hash_token("pending", t),
+            Key::PendingLogout(t) => hash_token("logout", t),
+            Key::Consent { sub, client_id } => format!("consent:{sub}:{client_id}"),
+            Key::UserFailures(u) => format!("throttle:user:{u}"),
+            Key::IpFailures(ip) => format!("throttle:ip:{ip}"),
+        }
+    }
+}
+
+/// `kind:` and the SHA-256 of a token, base64url: how tokens are stored and compared (store keys,
+/// browser bindings, registration access tokens).
+pub fn hash_token(kind: &str, token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    format!("{kind}:{}", B64.encode(digest.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_keys_are_hashes_and_the_layout_is_stable() {
+        let k = Key::Code("secret-code").render();
+        assert!(k.starts_with("code:"));
+        assert!(!k.contains("secret-code"));
+        // The layout Redis already holds in a running installation.
+        assert_eq!(Key::Family("f1").render(), "family:f1");
+        assert_eq!(
+            Key::Consent {
+                sub: "s",
+                client_id: "c"
+            }
+            .render(),
+            "consent:s:c"
+        );
+        assert_eq!(Key::UserFailures("alice").render(), "throttle:user:alice");
+        assert_eq!(Key::RefreshToken("t").render(), hash_token("rt", "t"));
+    }
+}
