@@ -11,7 +11,58 @@ use aws_lc_rs::{
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+
 const SCHEME: &str = "sha256";
+
+/// Key of a client's credentials Secret: the client ID.
+pub const KEY_CLIENT_ID: &str = "client-id";
+/// Key of a client's credentials Secret: the client secret.
+pub const KEY_CLIENT_SECRET: &str = "client-secret";
+/// Key of a client's credentials Secret: the issuer URL.
+pub const KEY_ISSUER_URL: &str = "issuer-url";
+/// Key of the users Secret: the users directory (YAML).
+pub const KEY_USERS: &str = "users.yaml";
+
+/// The data of a client's credentials Secret, as applications read it.
+pub fn client_secret_data(
+    client_id: &str,
+    secret: &str,
+    issuer: &str,
+) -> BTreeMap<String, ByteString> {
+    BTreeMap::from([
+        (
+            KEY_CLIENT_ID.to_string(),
+            ByteString(client_id.as_bytes().to_vec()),
+        ),
+        (
+            KEY_CLIENT_SECRET.to_string(),
+            ByteString(secret.as_bytes().to_vec()),
+        ),
+        (
+            KEY_ISSUER_URL.to_string(),
+            ByteString(issuer.as_bytes().to_vec()),
+        ),
+    ])
+}
+
+/// The non-empty UTF-8 value of `key` in a Secret (`stringData` too, as a manifest may have it).
+pub fn secret_data(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key).cloned())
+        .or_else(|| {
+            secret
+                .data
+                .as_ref()?
+                .get(key)
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+        })
+        .filter(|v| !v.is_empty())
+}
 
 fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

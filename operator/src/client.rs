@@ -11,7 +11,7 @@ use crds::{
     secret::{generate_secret, hash_secret, verify_secret},
 };
 use jiff::Timestamp;
-use k8s_openapi::{ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
 use kube::{
     Api, Resource, ResourceExt,
     api::{ObjectMeta, PostParams},
@@ -30,9 +30,7 @@ use crate::{
 
 /// Label on the Secrets the operator writes for a client.
 pub const CLIENT_LABEL: &str = "kubeoidc.dev/client";
-pub const KEY_CLIENT_ID: &str = "client-id";
-pub const KEY_CLIENT_SECRET: &str = "client-secret";
-pub const KEY_ISSUER_URL: &str = "issuer-url";
+pub use crds::secret::KEY_CLIENT_SECRET;
 
 type ClientRef = ObjectRef<DeserializeGuard<OidcClient>>;
 
@@ -113,14 +111,7 @@ fn id_owner(clients: &[OidcClient], id: &str) -> Option<OidcClient> {
         .cloned()
 }
 
-fn data(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()?
-        .get(key)
-        .and_then(|v| String::from_utf8(v.0.clone()).ok())
-        .filter(|v| !v.is_empty())
-}
+use crds::secret::secret_data as data;
 
 fn is_ours(secret: &Secret, client: &OidcClient) -> bool {
     secret
@@ -157,20 +148,11 @@ fn client_secret(client: &OidcClient, issuer: &str, secret_value: &str) -> Secre
             ..Default::default()
         },
         type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([
-            (
-                KEY_CLIENT_ID.to_string(),
-                ByteString(client.client_id().into_bytes()),
-            ),
-            (
-                KEY_CLIENT_SECRET.to_string(),
-                ByteString(secret_value.as_bytes().to_vec()),
-            ),
-            (
-                KEY_ISSUER_URL.to_string(),
-                ByteString(issuer.as_bytes().to_vec()),
-            ),
-        ])),
+        data: Some(crds::secret::client_secret_data(
+            &client.client_id(),
+            secret_value,
+            issuer,
+        )),
         ..Default::default()
     }
 }

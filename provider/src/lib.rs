@@ -86,9 +86,9 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     let view: config::SharedView = Arc::new(ArcSwap::from_pointee(config::View::empty(&issuer)));
     let policy = match (args.registration, &args.registration_token) {
         (RegistrationPolicy::Closed, _) => None,
-        (RegistrationPolicy::Open, _) => Some(http::register::Policy::Open),
+        (RegistrationPolicy::Open, _) => Some(protocol::registration::Policy::Open),
         (RegistrationPolicy::Token, Some(t)) if !t.is_empty() => Some(
-            http::register::Policy::Token(store::hash_token("initial", t)),
+            protocol::registration::Policy::Token(store::hash_token("initial", t)),
         ),
         (RegistrationPolicy::Token, _) => {
             return Err(StartupError::Flags(
@@ -134,11 +134,12 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
                     }
                 });
                 registration = Some(http::register::Registration {
-                    policy,
-                    namespace,
-                    client: client.clone(),
-                    allow_private_urls: args.registration_allow_private_urls,
-                    consent: args.registration_consent,
+                    settings: protocol::registration::Settings {
+                        policy,
+                        allow_private_urls: args.registration_allow_private_urls,
+                        consent: args.registration_consent,
+                    },
+                    registry: kubernetes::registry::Registry::new(client.clone(), namespace),
                 });
             }
             tokio::spawn(kubernetes::run(

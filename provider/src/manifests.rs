@@ -84,16 +84,7 @@ pub fn load(dir: &Path, issuer: &str, users_secret: &str) -> Result<View, Manife
         }
     }
 
-    let secret_value = |name: &str, key: &str| -> Option<String> {
-        let s = secrets.get(name)?;
-        if let Some(v) = s.string_data.as_ref().and_then(|d| d.get(key)) {
-            return Some(v.clone());
-        }
-        s.data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-    };
+    let secret_value = |name: &str, key: &str| crds::secret::secret_data(secrets.get(name)?, key);
 
     let mut served = Vec::new();
     let mut ids = HashMap::new();
@@ -121,7 +112,7 @@ pub fn load(dir: &Path, issuer: &str, users_secret: &str) -> Result<View, Manife
             )));
         }
         let hashes = if c.spec.type_ == crds::ClientType::Confidential {
-            let secret = secret_value(&c.secret_name(), "client-secret").ok_or_else(|| {
+            let secret = secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET).ok_or_else(|| {
                 invalid(format!(
                     "a confidential client needs its secret: add a Secret named {} with key client-secret",
                     c.secret_name()
@@ -176,7 +167,7 @@ pub fn load(dir: &Path, issuer: &str, users_secret: &str) -> Result<View, Manife
             prepublish: Duration::from(k.spec.rotation.prepublish),
         });
     }
-    let users = match secret_value(users_secret, "users.yaml") {
+    let users = match secret_value(users_secret, crds::secret::KEY_USERS) {
         Some(yaml) => Users::parse(&yaml).map_err(|e| ManifestError::Invalid {
             kind: "Secret",
             name: users_secret.to_string(),

@@ -13,6 +13,7 @@ pub mod login;
 pub mod logout;
 pub mod params;
 pub mod pkce;
+pub mod registration;
 pub mod revoke;
 pub mod session;
 pub mod token;

@@ -17,6 +17,8 @@ use kube::{
 };
 use tokio::sync::mpsc;
 
+pub mod registry;
+
 use crate::{
     config::{self, ClientConfig, KeyInput, SharedView},
     metrics::Metrics,
@@ -136,12 +138,8 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
         while rx.try_recv().is_ok() {}
         let synced = watches.synced() && users_secret.is_ready();
         if let Some(secret) = users_secret.state().first() {
-            let yaml = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get("users.yaml"))
-                .and_then(|b| String::from_utf8(b.0.clone()).ok())
-                .unwrap_or_default();
+            let yaml =
+                crds::secret::secret_data(secret, crds::secret::KEY_USERS).unwrap_or_default();
             match Users::parse(&yaml) {
                 Ok(u) => users = u,
                 Err(e) => {

@@ -1,0 +1,321 @@
+//! Dynamic client registration (RFC 7591, RFC 7592): who may register, and how registration
+//! metadata maps onto an OidcClient and back. Storing the client is the config source's.
+
+use std::{net::IpAddr, time::Duration};
+
+use crds::{
+    ClientType, ConsentPolicy, GrantType, OidcClient, OidcClientSpec, ResponseType,
+    TokenEndpointAuthMethod,
+};
+use serde_json::{Value, json};
+
+use super::{
+    OAuthError,
+    params::{same, split_scopes},
+};
+use crate::store::hash_token;
+
+/// Who may register clients.
+pub enum Policy {
+    Open,
+    /// Callers present this initial access token (kept as a hash).
+    Token(String),
+}
+
+/// How registration is served.
+pub struct Settings {
+    pub policy: Policy,
+    /// Allow metadata URLs on private and loopback addresses (tests, air-gapped setups).
+    pub allow_private_urls: bool,
+    /// Consent policy of registered clients (never `skip`: they are third parties).
+    pub consent: ConsentPolicy,
+}
+
+impl Settings {
+    /// Whether a caller presenting `bearer` may register (RFC 7591 §3).
+    pub fn admits(&self, bearer: Option<&str>) -> Result<(), OAuthError> {
+        let Policy::Token(hash) = &self.policy else {
+            return Ok(());
+        };
+        let presented = bearer.map(|t| hash_token("initial", t)).unwrap_or_default();
+        if same(&presented, hash) {
+            Ok(())
+        } else {
+            Err(OAuthError::InvalidToken(
+                "a valid initial access token is required".into(),
+            ))
+        }
+    }
+}
+
+/// The hash of a registration access token, as kept on the registered client.
+pub fn registration_token_hash(token: &str) -> String {
+    hash_token("registration", token)
+}
+
+/// Whether `token` is the registration access token whose hash is `hash` (RFC 7592 §3).
+pub fn registration_token_matches(hash: &str, token: &str) -> bool {
+    !hash.is_empty() && same(&registration_token_hash(token), hash)
+}
+
+fn invalid_metadata(description: impl Into<String>) -> OAuthError {
+    OAuthError::InvalidClientMetadata(description.into())
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64/10
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// Refuses metadata URLs that point at private or loopback addresses (SSRF): checked on the
+/// literal address and on every address the name resolves to.
+async fn check_url(field: &str, value: &str, allow_private: bool) -> Result<(), OAuthError> {
+    let url =
+        url::Url::parse(value).map_err(|_| invalid_metadata(format!("{field} is not a URL")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(invalid_metadata(format!("{field} must be an http(s) URL")));
+    }
+    if allow_private {
+        return Ok(());
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| invalid_metadata(format!("{field} has no host")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|it| it.map(|a| a.ip()).collect())
+        .unwrap_or_default(),
+    };
+    if addrs.is_empty() {
+        return Err(invalid_metadata(format!(
+            "{field}: the host {host} cannot be resolved"
+        )));
+    }
+    if addrs.into_iter().any(is_private) {
+        return Err(invalid_metadata(format!(
+            "{field} points at a private or loopback address, which is not allowed"
+        )));
+    }
+    Ok(())
+}
+
+fn strings(v: &Value, field: &str) -> Result<Option<Vec<String>>, OAuthError> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(String::from))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| invalid_metadata(format!("{field} must be an array of strings"))),
+        Some(_) => Err(invalid_metadata(format!(
+            "{field} must be an array of strings"
+        ))),
+    }
+}
+
+fn string(v: &Value, field: &str) -> Result<Option<String>, OAuthError> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid_metadata(format!("{field} must be a string"))),
+    }
+}
+
+/// Maps RFC 7591 metadata onto an OidcClient spec.
+pub async fn spec_from_metadata(
+    settings: &Settings,
+    m: &Value,
+) -> Result<OidcClientSpec, OAuthError> {
+    if !m.is_object() {
+        return Err(invalid_metadata("the body must be a JSON object"));
+    }
+    for field in ["jwks_uri", "sector_identifier_uri"] {
+        if let Some(u) = string(m, field)? {
+            check_url(field, &u, settings.allow_private_urls).await?;
+            return Err(invalid_metadata(format!("{field} is not supported")));
+        }
+    }
+    if m.get("jwks").is_some() {
+        return Err(invalid_metadata(
+            "jwks is not supported (private_key_jwt is not available)",
+        ));
+    }
+    for field in ["logo_uri", "client_uri", "policy_uri", "tos_uri"] {
+        if let Some(u) = string(m, field)? {
+            check_url(field, &u, settings.allow_private_urls).await?;
+        }
+    }
+    let auth = match string(m, "token_endpoint_auth_method")?.as_deref() {
+        None | Some("client_secret_basic") => TokenEndpointAuthMethod::ClientSecretBasic,
+        Some("client_secret_post") => TokenEndpointAuthMethod::ClientSecretPost,
+        Some("none") => TokenEndpointAuthMethod::None,
+        Some(other) => {
+            return Err(invalid_metadata(format!(
+                "token_endpoint_auth_method {other} is not supported"
+            )));
+        }
+    };
+    let grant_types = match strings(m, "grant_types")? {
+        None => vec![GrantType::AuthorizationCode],
+        Some(list) => list
+            .iter()
+            .map(|g| {
+                serde_json::from_value::<GrantType>(json!(g))
+                    .map_err(|_| invalid_metadata(format!("grant type {g} is not supported")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if let Some(list) = strings(m, "response_types")?
+        && list.iter().any(|r| r != "code")
+    {
+        return Err(invalid_metadata("only the response type code is supported"));
+    }
+    let scopes = string(m, "scope")?
+        .map(|s| split_scopes(&s))
+        .unwrap_or_else(|| {
+            ["openid", "profile", "email", "offline_access"]
+                .map(String::from)
+                .to_vec()
+        });
+    let mut spec: OidcClientSpec =
+        serde_json::from_value(json!({})).map_err(|e| invalid_metadata(e.to_string()))?;
+    spec.display_name = string(m, "client_name")?;
+    spec.type_ = if auth == TokenEndpointAuthMethod::None {
+        ClientType::Public
+    } else {
+        ClientType::Confidential
+    };
+    spec.token_endpoint_auth_method = Some(auth);
+    spec.redirect_uris = strings(m, "redirect_uris")?.unwrap_or_default();
+    spec.post_logout_redirect_uris = strings(m, "post_logout_redirect_uris")?.unwrap_or_default();
+    spec.backchannel_logout_uri = string(m, "backchannel_logout_uri")?;
+    if let Some(u) = &spec.backchannel_logout_uri {
+        // The provider will POST to it: the same SSRF rule.
+        check_url("backchannel_logout_uri", u, settings.allow_private_urls).await?;
+    }
+    spec.grant_types = grant_types;
+    spec.response_types = vec![ResponseType::Code];
+    spec.scopes = scopes;
+    spec.consent = settings.consent;
+    Ok(spec)
+}
+
+pub fn validate(client: &OidcClient) -> Result<(), OAuthError> {
+    let problems = crds::validation::validate_client(client);
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    let description = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(
+        if first.reason == crds::validation::Reason::InvalidRedirectUri {
+            OAuthError::InvalidRedirectUri(description)
+        } else {
+            OAuthError::InvalidClientMetadata(description)
+        },
+    )
+}
+
+pub fn metadata(
+    issuer: &str,
+    client: &OidcClient,
+    secret: Option<&str>,
+    token: Option<&str>,
+) -> Value {
+    let s = &client.spec;
+    let id = client.client_id();
+    let mut out = json!({
+        "client_id": id,
+        "client_name": s.display_name,
+        "redirect_uris": s.redirect_uris,
+        "post_logout_redirect_uris": s.post_logout_redirect_uris,
+        "grant_types": s.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "response_types": ["code"],
+        "token_endpoint_auth_method": serde_json::to_value(s.token_endpoint_auth_method()).unwrap_or(Value::Null),
+        "scope": s.scopes.join(" "),
+        "registration_client_uri": format!("{issuer}/register/{id}"),
+    });
+    if let Some(b) = &s.backchannel_logout_uri {
+        out["backchannel_logout_uri"] = json!(b);
+    }
+    if let Some(created) = &client.metadata.creation_timestamp {
+        out["client_id_issued_at"] = json!(created.0.as_second());
+    }
+    if let Some(secret) = secret {
+        out["client_secret"] = json!(secret);
+        out["client_secret_expires_at"] = json!(0);
+    }
+    if let Some(token) = token {
+        out["registration_access_token"] = json!(token);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(
+                is_private(
+                    ip.parse()
+                        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+                ),
+                "{ip}"
+            );
+        }
+        for ip in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(
+                !is_private(
+                    ip.parse()
+                        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+                ),
+                "{ip}"
+            );
+        }
+    }
+}
