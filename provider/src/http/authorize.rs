@@ -1,45 +1,29 @@
 //! `/authorize` (GET and POST): validate, then sign-in, consent or a code.
 
 use axum::{
-    body::Bytes,
-    extract::{RawQuery, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
 
 use super::{
-    Shared,
-    extract::{BINDING_COOKIE, SESSION_COOKIE, cookie, set_cookie},
+    AppState, Shared,
+    extract::{AnswerForm, BINDING_COOKIE, Parameters, SESSION_COOKIE, cookie, set_cookie},
     pages,
-    respond::{Redirect, error_page, page, redirect_error, redirect_with, unavailable_page},
+    respond::{
+        Redirect, error_page, expired_request, page, redirect_error, redirect_with,
+        unavailable_page,
+    },
 };
 use crate::{
     config::View,
     protocol::{
-        authorize::{self, AuthorizeError, Next, Progress},
-        interaction::PENDING_TTL,
+        authorize::{self, AuthorizationStep, AuthorizeError, Next, Progress},
+        interaction::{self, Interaction, PENDING_TTL, Pending},
         params::parse_params,
         session::Session,
     },
 };
-
-pub async fn authorize_get(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    authorize(
-        s,
-        headers,
-        q.unwrap_or_default().as_bytes(),
-        Redirect::Found,
-    )
-    .await
-}
-
-pub async fn authorize_post(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    authorize(s, headers, &body, Redirect::SeeOther).await
-}
 
 fn invalid(message: &str) -> Response {
     error_page(
@@ -49,13 +33,16 @@ fn invalid(message: &str) -> Response {
     )
 }
 
-async fn authorize(s: Shared, headers: HeaderMap, raw: &[u8], how: Redirect) -> Response {
+pub async fn authorize(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Parameters { raw, how }: Parameters,
+) -> Response {
     let view = s.view.load_full();
-    let params = match parse_params(raw) {
-        Ok(p) => p,
-        Err(m) => return invalid(&m),
-    };
-    let request = match authorize::validate(&view, &params) {
+    let validated = parse_params(&raw)
+        .map_err(AuthorizeError::Page)
+        .and_then(|params| authorize::validate(&view, &params));
+    let request = match validated {
         Ok(r) => r,
         Err(AuthorizeError::Page(message)) => return invalid(&message),
         Err(AuthorizeError::Redirect {
@@ -122,6 +109,21 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             "Unknown application",
             "The application is no longer registered.",
         ),
+    }
+}
+
+/// The form of a sign-in or consent page and the pending authorization it answers, if it is
+/// this browser's; otherwise the page to show.
+pub async fn answered(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(AnswerForm, Pending<AuthorizationStep>), Response> {
+    let form = AnswerForm::parse(body, headers).ok_or_else(expired_request)?;
+    match interaction::resume(&s.store, Interaction::Authorization, form.answer()).await {
+        Ok(Some(pending)) => Ok((form, pending)),
+        Ok(None) => Err(expired_request()),
+        Err(e) => Err(unavailable_page(&e)),
     }
 }
 

@@ -4,17 +4,16 @@ use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response};
 
 use super::{
     Shared,
-    authorize::respond,
-    extract::{AnswerForm, SESSION_COOKIE, cookie},
+    authorize::{answered, respond},
+    extract::{SESSION_COOKIE, cookie},
     respond::{Redirect, expired_request, redirect_error, unavailable_page},
 };
 use crate::{
     protocol::{
         OAuthError,
-        authorize::{self, AuthorizationStep, Progress},
+        authorize::{self, Progress},
         consent,
         interaction::{self, Interaction},
-        params::parse_params,
         session::Session,
     },
     store::StoreError,
@@ -22,23 +21,22 @@ use crate::{
 
 pub async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let view = s.view.load_full();
-    let Ok(form) = parse_params(&body) else {
-        return expired_request();
+    let (form, pending) = match answered(&s, &headers, &body).await {
+        Ok(answered) => answered,
+        Err(page) => return page,
     };
-    let form = AnswerForm::new(form, &headers);
     let result: Result<Response, StoreError> = async {
-        let kind = Interaction::Authorization;
-        let Some(pending) =
-            interaction::resume::<AuthorizationStep>(&s.store, kind, form.answer()).await?
-        else {
-            return Ok(expired_request());
-        };
         let session = Session::find(&s.store, cookie(&headers, SESSION_COOKIE).as_deref()).await?;
         let Some(session) = session.filter(|sess| Some(&sess.sub) == pending.step.sub.as_ref())
         else {
             return Ok(expired_request());
         };
-        interaction::finish(&s.store, kind, form.field("request").unwrap_or_default()).await?;
+        interaction::finish(
+            &s.store,
+            Interaction::Authorization,
+            form.field("request").unwrap_or_default(),
+        )
+        .await?;
         let request = pending.step.request;
         if form.field("decision") != Some("approve") {
             return Ok(redirect_error(

@@ -3,14 +3,49 @@
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
-    http::{HeaderMap, HeaderValue, header, request::Parts},
+    body::Bytes,
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    http::{HeaderMap, HeaderValue, Method, header, request::Parts},
+    response::{IntoResponse, Response},
 };
 
+use super::respond::Redirect;
 use crate::{
     config::View,
-    protocol::{interaction::Answer, params::Params},
+    protocol::{
+        interaction::Answer,
+        params::{Params, parse_params},
+    },
 };
+
+/// The parameters of an endpoint served by GET (query) and POST (form body), and the redirect
+/// that answers the method.
+pub struct Parameters {
+    pub raw: Bytes,
+    pub how: Redirect,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Parameters {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.method() == Method::POST {
+            let raw = Bytes::from_request(req, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            Ok(Self {
+                raw,
+                how: Redirect::SeeOther,
+            })
+        } else {
+            let query = req.uri().query().unwrap_or_default().as_bytes().to_vec();
+            Ok(Self {
+                raw: Bytes::from(query),
+                how: Redirect::Found,
+            })
+        }
+    }
+}
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "kube_oidc_session";
@@ -94,11 +129,12 @@ pub struct AnswerForm {
 }
 
 impl AnswerForm {
-    pub fn new(form: Params, headers: &HeaderMap) -> Self {
-        Self {
-            form,
+    /// The form in `body`, or `None` when it is malformed.
+    pub fn parse(body: &[u8], headers: &HeaderMap) -> Option<Self> {
+        Some(Self {
+            form: parse_params(body).ok()?,
             binding_cookie: cookie(headers, BINDING_COOKIE),
-        }
+        })
     }
 
     /// The form field `name`.

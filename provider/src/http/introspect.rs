@@ -8,17 +8,17 @@ use axum::{
 };
 
 use super::{
-    Shared, extract,
+    Shared,
     respond::{no_store_json, token_error},
+    token::authenticated,
 };
-use crate::protocol::{OAuthError, client_auth, introspect, params::parse_params};
+use crate::protocol::introspect;
 
 pub async fn introspect(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let view = s.view.load_full();
     let ctx = s.context(&view);
     let result = async {
-        let params = parse_params(&body).map_err(OAuthError::InvalidRequest)?;
-        let caller = client_auth::authenticate(&view, extract::basic(&headers), &params)?;
+        let (params, caller) = authenticated(&view, &headers, &body)?;
         introspect::introspect(&ctx, &caller, params.get("token").map(String::as_str)).await
     }
     .await;

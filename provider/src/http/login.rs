@@ -9,17 +9,16 @@ use axum::{
 
 use super::{
     Shared,
-    authorize::respond,
-    extract::{AnswerForm, ClientIp, SESSION_COOKIE, set_cookie},
+    authorize::{answered, respond},
+    extract::{ClientIp, SESSION_COOKIE, set_cookie},
     pages,
     respond::{Redirect, expired_request, page, unavailable_page},
 };
 use crate::{
     protocol::{
-        authorize::{self, AuthorizationStep, Progress},
+        authorize::{self, Progress},
         interaction::{self, Interaction},
         login::{self, SignIn},
-        params::parse_params,
         session::SESSION_TTL,
     },
     store::StoreError,
@@ -32,17 +31,11 @@ pub async fn login(
     body: Bytes,
 ) -> Response {
     let view = s.view.load_full();
-    let Ok(form) = parse_params(&body) else {
-        return expired_request();
+    let (form, pending) = match answered(&s, &headers, &body).await {
+        Ok(answered) => answered,
+        Err(page) => return page,
     };
-    let form = AnswerForm::new(form, &headers);
     let result: Result<Response, StoreError> = async {
-        let kind = Interaction::Authorization;
-        let Some(pending) =
-            interaction::resume::<AuthorizationStep>(&s.store, kind, form.answer()).await?
-        else {
-            return Ok(expired_request());
-        };
         let Some(client) = view.client(&pending.step.request.client_id) else {
             return Ok(expired_request());
         };
@@ -66,7 +59,7 @@ pub async fn login(
                 "Wrong username or password.",
             )),
             SignIn::SignedIn(session) => {
-                interaction::finish(&s.store, kind, id).await?;
+                interaction::finish(&s.store, Interaction::Authorization, id).await?;
                 let cookie = set_cookie(&view, SESSION_COOKIE, &session.id, SESSION_TTL);
                 let progress = Progress {
                     just_signed_in: true,

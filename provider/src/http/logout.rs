@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::{
     body::Bytes,
-    extract::{RawQuery, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
@@ -13,7 +13,7 @@ use axum::{
 use super::{
     AppState, Shared,
     authorize::bound_page,
-    extract::{AnswerForm, SESSION_COOKIE, cookie, set_cookie},
+    extract::{AnswerForm, Parameters, SESSION_COOKIE, cookie, set_cookie},
     pages,
     respond::{Redirect, error_page, page, redirect, unavailable_page},
 };
@@ -28,28 +28,6 @@ use crate::{
     store::StoreError,
 };
 
-pub async fn end_session_get(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    end_session(
-        s,
-        headers,
-        q.unwrap_or_default().as_bytes(),
-        Redirect::Found,
-    )
-    .await
-}
-
-pub async fn end_session_post(
-    State(s): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    end_session(s, headers, &body, Redirect::SeeOther).await
-}
-
 fn bad(message: &str) -> Response {
     error_page(
         StatusCode::BAD_REQUEST,
@@ -58,9 +36,13 @@ fn bad(message: &str) -> Response {
     )
 }
 
-async fn end_session(s: Shared, headers: HeaderMap, raw: &[u8], how: Redirect) -> Response {
+pub async fn end_session(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Parameters { raw, how }: Parameters,
+) -> Response {
     let view = s.view.load_full();
-    let request = match parse_params(raw).and_then(|p| logout::validate(&view, &p)) {
+    let request = match parse_params(&raw).and_then(|p| logout::validate(&view, &p)) {
         Ok(r) => r,
         Err(m) => return bad(&m),
     };
@@ -88,10 +70,9 @@ async fn end_session(s: Shared, headers: HeaderMap, raw: &[u8], how: Redirect) -
 
 pub async fn confirm(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let view = s.view.load_full();
-    let Ok(form) = parse_params(&body) else {
+    let Some(form) = AnswerForm::parse(&body, &headers) else {
         return bad("The sign-out form is malformed.");
     };
-    let form = AnswerForm::new(form, &headers);
     let result: Result<Response, StoreError> = async {
         let (Some(id), Some(_)) = (form.field("request"), form.field("csrf")) else {
             return Ok(bad("The sign-out form is incomplete."));

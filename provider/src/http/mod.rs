@@ -68,7 +68,7 @@ pub fn router(state: Shared) -> Router {
         .route("/jwks", get(discovery::jwks))
         .route(
             "/authorize",
-            get(authorize::authorize_get).post(authorize::authorize_post),
+            get(authorize::authorize).post(authorize::authorize),
         )
         .route("/login", post(login::login))
         .route("/consent", post(consent::consent))
@@ -81,7 +81,7 @@ pub fn router(state: Shared) -> Router {
         .route("/revoke", post(revoke::revoke))
         .route(
             "/end_session",
-            get(logout::end_session_get).post(logout::end_session_post),
+            get(logout::end_session).post(logout::end_session),
         )
         .route("/end_session/confirm", post(logout::confirm))
         .route("/register", post(register::register))

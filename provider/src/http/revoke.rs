@@ -7,15 +7,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{Shared, extract, respond::token_error};
-use crate::protocol::{OAuthError, client_auth, params::parse_params, revoke};
+use super::{Shared, respond::token_error, token::authenticated};
+use crate::protocol::revoke;
 
 pub async fn revoke(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let view = s.view.load_full();
     let ctx = s.context(&view);
     let result = async {
-        let params = parse_params(&body).map_err(OAuthError::InvalidRequest)?;
-        let caller = client_auth::authenticate(&view, extract::basic(&headers), &params)?;
+        let (params, caller) = authenticated(&view, &headers, &body)?;
         revoke::revoke(&ctx, &caller, params.get("token").map(String::as_str)).await
     }
     .await;

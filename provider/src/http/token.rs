@@ -11,18 +11,34 @@ use super::{
     Shared, extract,
     respond::{no_store_json, token_error},
 };
-use crate::protocol::{
-    OAuthError, client_auth,
-    params::parse_params,
-    token::{self, TokenRequest},
+use std::sync::Arc;
+
+use crate::{
+    config::{ClientConfig, View},
+    protocol::{
+        OAuthError, client_auth,
+        params::{Params, parse_params},
+        token::{self, TokenRequest},
+    },
 };
+
+/// The parameters of a request to the token endpoint family, and the client it authenticates
+/// as (RFC 6749 §2.3).
+pub fn authenticated(
+    view: &View,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Params, Arc<ClientConfig>), OAuthError> {
+    let params = parse_params(body).map_err(OAuthError::InvalidRequest)?;
+    let client = client_auth::authenticate(view, extract::basic(headers), &params)?;
+    Ok((params, client))
+}
 
 pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let view = s.view.load_full();
     let ctx = s.context(&view);
     let result = async {
-        let params = parse_params(&body).map_err(OAuthError::InvalidRequest)?;
-        let client = client_auth::authenticate(&view, extract::basic(&headers), &params)?;
+        let (params, client) = authenticated(&view, &headers, &body)?;
         let request = TokenRequest::parse(&params)?;
         let grant = request.grant_type();
         let response = token::exchange(&ctx, &client, request).await?;
