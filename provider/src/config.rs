@@ -155,6 +155,39 @@ pub fn build(issuer: &str, sources: Sources) -> View {
         synced,
         registration,
     } = sources;
+    let scopes = scope_configs(&oidc_scopes);
+    let published = Published::of(&keys);
+    let discovery = discovery(
+        issuer,
+        &scopes,
+        &signing_algorithms(&published.signers, &algorithms),
+        registration,
+    );
+    let Published {
+        signers,
+        verifier,
+        jwks,
+        max_age,
+    } = published;
+    View {
+        issuer: issuer.to_string(),
+        clients: clients
+            .into_iter()
+            .map(|c| (c.id.clone(), Arc::new(c)))
+            .collect(),
+        scopes,
+        signers,
+        verifier,
+        users,
+        discovery,
+        jwks,
+        jwks_max_age: max_age,
+        synced,
+    }
+}
+
+/// The built-in scopes, with the OidcScopes' descriptions, claims and audiences.
+fn scope_configs(oidc_scopes: &[OidcScope]) -> HashMap<String, ScopeConfig> {
     let mut scopes: HashMap<String, ScopeConfig> = BUILTIN_SCOPES
         .iter()
         .map(|s| {
@@ -168,7 +201,7 @@ pub fn build(issuer: &str, sources: Sources) -> View {
             )
         })
         .collect();
-    for s in &oidc_scopes {
+    for s in oidc_scopes {
         let name = s.scope();
         let entry = scopes.entry(name.clone()).or_insert_with(|| ScopeConfig {
             description: String::new(),
@@ -183,39 +216,61 @@ pub fn build(issuer: &str, sources: Sources) -> View {
         }
         entry.audience = s.spec.audience.clone();
     }
+    scopes
+}
 
-    let mut signers = HashMap::new();
-    let mut published: Vec<&PublicJwk> = Vec::new();
-    let mut max_age = 3600u64;
-    for k in &keys {
-        published.push(&k.jwk);
-        // A relying party that caches the JWKS must see a new key before it signs.
-        max_age = max_age.min((k.prepublish.as_secs() / 2).max(1));
-        if k.state == KeyState::Active
-            && let Some(pem) = &k.private_pem
-            && let Some(alg) = k
-                .jwk
-                .alg
-                .as_deref()
-                .and_then(|a| serde_json::from_value::<Algorithm>(json!(a)).ok())
-        {
-            match Signer::from_pem(alg, &k.jwk.kid, pem) {
-                Ok(s) => {
-                    signers.insert(alg, Arc::new(s));
+/// The published keys: signers of the Active ones, the verifier and the JWKS of all.
+struct Published {
+    signers: HashMap<Algorithm, Arc<Signer>>,
+    verifier: Verifier,
+    jwks: String,
+    /// How long the JWKS may be cached.
+    max_age: u64,
+}
+
+impl Published {
+    fn of(keys: &[KeyInput]) -> Self {
+        let mut signers = HashMap::new();
+        let mut max_age = 3600u64;
+        for k in keys {
+            // A relying party that caches the JWKS must see a new key before it signs.
+            max_age = max_age.min((k.prepublish.as_secs() / 2).max(1));
+            if k.state == KeyState::Active
+                && let Some(pem) = &k.private_pem
+                && let Some(alg) = k
+                    .jwk
+                    .alg
+                    .as_deref()
+                    .and_then(|a| serde_json::from_value::<Algorithm>(json!(a)).ok())
+            {
+                match Signer::from_pem(alg, &k.jwk.kid, pem) {
+                    Ok(s) => {
+                        signers.insert(alg, Arc::new(s));
+                    }
+                    Err(e) => tracing::error!(error = %e, "signing key unusable"),
                 }
-                Err(e) => tracing::error!(error = %e, "signing key unusable"),
             }
         }
+        let published: Vec<&PublicJwk> = keys.iter().map(|k| &k.jwk).collect();
+        Self {
+            signers,
+            verifier: Verifier::new(published.iter().copied()),
+            jwks: json!({ "keys": published }).to_string(),
+            max_age,
+        }
     }
-    let verifier = Verifier::new(published.iter().copied());
-    let jwks = json!({ "keys": published }).to_string();
+}
 
-    // What the provider signs with: the configured algorithms, also before their first key
-    // exists (and RS256, the default and OIDC's mandatory algorithm, when nothing is
-    // configured), so that discovery does not change while keys are generated.
+/// What the provider signs with: the configured algorithms, also before their first key exists
+/// (and RS256, the default and OIDC's mandatory algorithm, when nothing is configured), so that
+/// discovery does not change while keys are generated.
+fn signing_algorithms(
+    signers: &HashMap<Algorithm, Arc<Signer>>,
+    configured: &[Algorithm],
+) -> Vec<&'static str> {
     let mut algs: Vec<&str> = signers
         .keys()
-        .chain(&algorithms)
+        .chain(configured)
         .map(|a| a.as_str())
         .collect();
     if algs.is_empty() {
@@ -223,6 +278,16 @@ pub fn build(issuer: &str, sources: Sources) -> View {
     }
     algs.sort_unstable();
     algs.dedup();
+    algs
+}
+
+/// The discovery document (OpenID Connect Discovery 1.0 §3).
+fn discovery(
+    issuer: &str,
+    scopes: &HashMap<String, ScopeConfig>,
+    algs: &[&str],
+    registration: bool,
+) -> String {
     let mut scope_names: Vec<&String> = scopes.keys().collect();
     scope_names.sort();
     let mut claims: Vec<&str> = scopes
@@ -279,21 +344,5 @@ pub fn build(issuer: &str, sources: Sources) -> View {
     if registration {
         discovery["registration_endpoint"] = json!(e("/register"));
     }
-    let discovery = discovery.to_string();
-
-    View {
-        issuer: issuer.to_string(),
-        clients: clients
-            .into_iter()
-            .map(|c| (c.id.clone(), Arc::new(c)))
-            .collect(),
-        scopes,
-        signers,
-        verifier,
-        users,
-        discovery,
-        jwks,
-        jwks_max_age: max_age,
-        synced,
-    }
+    discovery.to_string()
 }

@@ -84,6 +84,30 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         .to_string();
     let metrics = Arc::new(metrics::Metrics::default());
     let view: config::SharedView = Arc::new(ArcSwap::from_pointee(config::View::empty(&issuer)));
+    let policy = registration_policy(&args)?;
+    let registration = watch_or_load(&args, &issuer, &view, &metrics, policy).await?;
+    let store = match &args.store {
+        StoreUrl::Memory => store::Store::memory(),
+        StoreUrl::Redis(url) => store::Store::redis(url).await?,
+    };
+    let state = Arc::new(http::AppState {
+        view,
+        store,
+        metrics,
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| StartupError::Tls(e.to_string()))?,
+        registration,
+    });
+    serve(&args, &issuer, http::router(state)).await
+}
+
+/// Who may register clients, from the flags.
+fn registration_policy(
+    args: &Args,
+) -> Result<Option<protocol::registration::Policy>, StartupError> {
     let policy = match (args.registration, &args.registration_token) {
         (RegistrationPolicy::Closed, _) => None,
         (RegistrationPolicy::Open, _) => Some(protocol::registration::Policy::Open),
@@ -102,70 +126,67 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
                 .into(),
         ));
     }
-    let mut registration = None;
-    match &args.manifests {
-        Some(dir) => {
-            let loaded = manifests::load(dir, &issuer, &args.users_secret)
-                .map_err(|e| StartupError::Manifests(format!("{}: {e}", dir.display())))?;
-            tracing::info!(
-                clients = loaded.clients.len(),
-                users = loaded.users.len(),
-                "loaded manifests"
-            );
-            metrics
-                .clients
-                .set(i64::try_from(loaded.clients.len()).unwrap_or(i64::MAX));
-            view.store(Arc::new(loaded));
-        }
-        None => {
-            let client = kube::Client::try_default().await?;
-            let settings = kubernetes::Settings {
-                issuer: issuer.clone(),
-                namespace: args.namespace.clone(),
-                client_namespaces: args.client_namespaces.clone(),
-                users_secret: args.users_secret.clone(),
-                registration: policy.is_some(),
-            };
-            if let Some(policy) = policy {
-                let namespace = args.registration_namespace.clone().unwrap_or_else(|| {
-                    match args.client_namespaces.as_slice() {
-                        [only] if only != "*" => only.clone(),
-                        _ => args.namespace.clone(),
-                    }
-                });
-                registration = Some(http::register::Registration {
-                    settings: protocol::registration::Settings {
-                        policy,
-                        allow_private_urls: args.registration_allow_private_urls,
-                        consent: args.registration_consent,
-                    },
-                    registry: kubernetes::registry::Registry::new(client.clone(), namespace),
-                });
-            }
-            tokio::spawn(kubernetes::run(
-                client,
-                settings,
-                view.clone(),
-                metrics.clone(),
-            ));
-        }
+    Ok(policy)
+}
+
+/// Fills `view` from the manifests folder, or starts watching the cluster; returns how
+/// registration is served.
+async fn watch_or_load(
+    args: &Args,
+    issuer: &str,
+    view: &config::SharedView,
+    metrics: &Arc<metrics::Metrics>,
+    policy: Option<protocol::registration::Policy>,
+) -> Result<Option<http::register::Registration>, StartupError> {
+    if let Some(dir) = &args.manifests {
+        let loaded = manifests::load(dir, issuer, &args.users_secret)
+            .map_err(|e| StartupError::Manifests(format!("{}: {e}", dir.display())))?;
+        tracing::info!(
+            clients = loaded.clients.len(),
+            users = loaded.users.len(),
+            "loaded manifests"
+        );
+        metrics
+            .clients
+            .set(i64::try_from(loaded.clients.len()).unwrap_or(i64::MAX));
+        view.store(Arc::new(loaded));
+        return Ok(None);
     }
-    let store = match &args.store {
-        StoreUrl::Memory => store::Store::memory(),
-        StoreUrl::Redis(url) => store::Store::redis(url).await?,
+    let client = kube::Client::try_default().await?;
+    let settings = kubernetes::Settings {
+        issuer: issuer.to_string(),
+        namespace: args.namespace.clone(),
+        client_namespaces: args.client_namespaces.clone(),
+        users_secret: args.users_secret.clone(),
+        registration: policy.is_some(),
     };
-    let state = Arc::new(http::AppState {
-        view,
-        store,
-        metrics,
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| StartupError::Tls(e.to_string()))?,
-        registration,
+    let registration = policy.map(|policy| {
+        let namespace = args.registration_namespace.clone().unwrap_or_else(|| {
+            match args.client_namespaces.as_slice() {
+                [only] if only != "*" => only.clone(),
+                _ => args.namespace.clone(),
+            }
+        });
+        http::register::Registration {
+            settings: protocol::registration::Settings {
+                policy,
+                allow_private_urls: args.registration_allow_private_urls,
+                consent: args.registration_consent,
+            },
+            registry: kubernetes::registry::Registry::new(client.clone(), namespace),
+        }
     });
-    let app = http::router(state.clone());
+    tokio::spawn(kubernetes::run(
+        client,
+        settings,
+        view.clone(),
+        metrics.clone(),
+    ));
+    Ok(registration)
+}
+
+/// Serves `app` (and on --metrics-listen) over http or https until SIGTERM.
+async fn serve(args: &Args, issuer: &str, app: axum::Router) -> Result<(), StartupError> {
     if let Some(addr) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let app = app.clone();

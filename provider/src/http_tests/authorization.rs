@@ -1,0 +1,419 @@
+//! The authorization endpoint and the code grant.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+#[tokio::test]
+async fn discovery_and_jwks() {
+    let h = harness();
+    let d = call(
+        &h,
+        Request::get("/.well-known/openid-configuration")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::OK);
+    let d = d.json();
+    assert_eq!(d["issuer"], ISSUER);
+    assert_eq!(d["token_endpoint"], format!("{ISSUER}/token"));
+    assert_eq!(
+        d["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256"])
+    );
+    assert_eq!(d["request_parameter_supported"], false);
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+    for endpoint in [
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "end_session_endpoint",
+    ] {
+        assert!(
+            d[endpoint].as_str().unwrap().starts_with(ISSUER),
+            "{endpoint}"
+        );
+    }
+    assert_eq!(d["backchannel_logout_supported"], true);
+    assert!(
+        d.get("registration_endpoint").is_none(),
+        "registration is closed"
+    );
+    assert!(
+        d["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("api"))
+    );
+    let j = call(&h, Request::get("/jwks").body(Body::empty()).unwrap()).await;
+    assert_eq!(j.headers[header::CACHE_CONTROL], "public, max-age=3600");
+    let keys = j.json()["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kid"], h.kid.as_str());
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        assert!(
+            keys[0].get(private).is_none(),
+            "private member {private} published"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_client_or_redirect_uri_gets_a_page_never_a_redirect() {
+    let h = harness();
+    for uri in [
+        "/authorize?response_type=code&client_id=nobody&redirect_uri=https%3A%2F%2Fweb.example%2Fcb",
+        "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+        "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb%2F",
+        "/authorize?response_type=code&client_id=web",
+        "/authorize?response_type=code&redirect_uri=https%3A%2F%2Fweb.example%2Fcb",
+        "/authorize?client_id=web&client_id=spa",
+    ] {
+        let r = call(&h, Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(
+            r.headers.get(header::LOCATION).is_none(),
+            "{uri} redirected"
+        );
+        assert!(r.body.contains("<h1>"), "{uri}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn authorization_errors_are_redirected_with_state_and_iss() {
+    let h = harness();
+    let cases = [
+        ("&request=eyJ", "request_not_supported"),
+        ("&request_uri=https%3A%2F%2Fx", "request_uri_not_supported"),
+        ("&prompt=none", "login_required"),
+        ("&prompt=none%20login", "invalid_request"),
+        ("&prompt=bogus", "invalid_request"),
+        ("&max_age=soon", "invalid_request"),
+        ("&claims=notjson", "invalid_request"),
+        ("&id_token_hint=not.a.token", "invalid_request"),
+        ("&response_mode=fragment", "invalid_request"),
+    ];
+    for (extra, error) in cases {
+        let r = call(
+            &h,
+            Request::get(authorize_uri("web", "https://web.example/cb", extra))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FOUND, "{extra}: {}", r.body);
+        let q = r.query();
+        assert_eq!(q["error"], error, "{extra}");
+        assert!(!q["error_description"].is_empty());
+        assert_eq!(q["state"], "st ate");
+        assert_eq!(q["iss"], ISSUER);
+        assert!(r.location().as_str().starts_with("https://web.example/cb?"));
+    }
+    let base = "/authorize?client_id=spa&redirect_uri=https%3A%2F%2Fspa.example%2Fcb&state=s";
+    for (extra, error) in [
+        ("&response_type=token", "unsupported_response_type"),
+        ("", "invalid_request"),
+        ("&response_type=code&scope=openid", "invalid_request"), // public client without PKCE
+        (
+            "&response_type=code&scope=openid&code_challenge=abc&code_challenge_method=plain",
+            "invalid_request",
+        ),
+        (
+            "&response_type=code&scope=openid&code_challenge=short&code_challenge_method=S256",
+            "invalid_request",
+        ),
+        (
+            "&response_type=code&scope=openid%20admin&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            "invalid_scope",
+        ),
+    ] {
+        let r = call(
+            &h,
+            Request::get(format!("{base}{extra}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FOUND, "{extra}");
+        assert_eq!(r.query()["error"], error, "{extra}");
+    }
+    // Unknown parameters, ui_locales, display, acr_values and login_hint do not fail.
+    let r = call(
+        &h,
+        Request::get(authorize_uri(
+            "web",
+            "https://web.example/cb",
+            "&ui_locales=de&display=popup&acr_values=x&foo=bar&login_hint=alice",
+        ))
+        .body(Body::empty())
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("value=\"alice\""),
+        "login_hint prefills the username"
+    );
+}
+
+#[tokio::test]
+async fn code_flow_with_pkce_issues_complete_tokens() {
+    let h = harness();
+    let mut b = Browser::default();
+    let page = b
+        .get(&h, &authorize_uri("web", "https://web.example/cb", ""))
+        .await;
+    // Pages escape what they show and carry the security headers.
+    assert!(
+        !page.body.contains("<script>alert"),
+        "unescaped display name"
+    );
+    assert!(page.body.contains("&lt;script&gt;"));
+    assert!(
+        page.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(page.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(page.headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
+    let binding = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        binding.contains("HttpOnly")
+            && binding.contains("SameSite=Lax")
+            && binding.contains("Secure")
+    );
+
+    // Wrong password: the form again, with an error.
+    let wrong = b
+        .post(
+            &h,
+            "/login",
+            &[
+                ("request", &page.field("request")),
+                ("csrf", &page.field("csrf")),
+                ("username", "alice"),
+                ("password", "nope"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Wrong username or password"));
+
+    let consent = b
+        .post(
+            &h,
+            "/login",
+            &[
+                ("request", &page.field("request")),
+                ("csrf", &page.field("csrf")),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(consent.status, StatusCode::OK);
+    assert!(
+        consent.body.contains("See your email address"),
+        "scope descriptions: {}",
+        consent.body
+    );
+    let session = b
+        .cookies
+        .get("kube_oidc_session")
+        .cloned()
+        .expect("SSO session cookie");
+    let done = b
+        .post(
+            &h,
+            "/consent",
+            &[
+                ("request", &consent.field("request")),
+                ("csrf", &consent.field("csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let q = done.query();
+    assert_eq!(q["state"], "st ate");
+    assert_eq!(q["iss"], ISSUER);
+    let code = q["code"].clone();
+
+    let t = token(
+        &h,
+        Some(("web", "web-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://web.example/cb"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    assert_eq!(t.headers[header::CACHE_CONTROL], "no-store");
+    let t = t.json();
+    assert_eq!(t["token_type"], "Bearer");
+    let (header, id) = decode_jwt(t["id_token"].as_str().unwrap());
+    assert_eq!(header["kid"], h.kid.as_str());
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(id["iss"], ISSUER);
+    assert_eq!(id["aud"], "web");
+    assert_eq!(id["azp"], "web");
+    assert_eq!(id["nonce"], "n-0S6");
+    assert_eq!(id["email"], "alice@example.com");
+    assert!(id.get("groups").is_none(), "groups not granted");
+    assert!(id["exp"].as_u64().unwrap() > id["iat"].as_u64().unwrap());
+    assert!(id["auth_time"].as_u64().is_some());
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(
+        id["at_hash"],
+        crate::protocol::claims::at_hash(crds::Algorithm::RS256, access)
+    );
+    let (aheader, aclaims) = decode_jwt(access);
+    assert_eq!(aheader["typ"], "at+jwt");
+    assert_eq!(aclaims["client_id"], "web");
+    assert_eq!(aclaims["sub"], id["sub"]);
+    assert!(
+        t["refresh_token"].is_string(),
+        "offline_access grants a refresh token"
+    );
+
+    // userinfo, header and body.
+    let u = call(
+        &h,
+        Request::get("/userinfo")
+            .header(header::AUTHORIZATION, format!("Bearer {access}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(u.status, StatusCode::OK, "{}", u.body);
+    assert_eq!(u.json()["sub"], id["sub"]);
+    assert_eq!(u.json()["email"], "alice@example.com");
+    let u = call(
+        &h,
+        Request::post("/userinfo")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("access_token={access}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(u.status, StatusCode::OK);
+
+    // SSO: the next request from this browser needs no sign-in and, consent given once, no page.
+    assert_eq!(b.cookies["kube_oidc_session"], session);
+    let again = b
+        .get(
+            &h,
+            &authorize_uri("web", "https://web.example/cb", "&prompt=none"),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::FOUND);
+    assert!(again.query().contains_key("code"));
+    // prompt=login, prompt=select_account and max_age=0 ask again.
+    for extra in ["&prompt=login", "&prompt=select_account", "&max_age=0"] {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let r = b
+            .get(&h, &authorize_uri("web", "https://web.example/cb", extra))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{extra}");
+        assert!(r.body.contains("name=\"password\""), "{extra}");
+    }
+    // prompt=consent shows the consent page again; prompt=none with consent needed fails.
+    let r = b
+        .get(
+            &h,
+            &authorize_uri("web", "https://web.example/cb", "&prompt=consent"),
+        )
+        .await;
+    assert!(r.body.contains("name=\"decision\""));
+    let r = b
+        .get(&h, "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid%20profile&prompt=none")
+        .await;
+    assert_eq!(r.query()["error"], "consent_required");
+}
+
+#[tokio::test]
+async fn code_single_use_pkce_and_redirect_uri_are_enforced() {
+    let h = harness();
+    let redeem = |code: String, verifier: Option<&'static str>, redirect: &'static str| {
+        let h = &h;
+        async move {
+            let mut form = vec![
+                ("grant_type", "authorization_code".to_string()),
+                ("code", code),
+                ("redirect_uri", redirect.to_string()),
+            ];
+            if let Some(v) = verifier {
+                form.push(("code_verifier", v.to_string()));
+            }
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            token(h, Some(("web", "web-secret")), &form).await
+        }
+    };
+    let code = code_for(&h, "web", "https://web.example/cb", "").await;
+    let wrong = redeem(code, Some("x".repeat(43).leak()), "https://web.example/cb").await;
+    assert_eq!(wrong.json()["error"], "invalid_grant");
+
+    let code = code_for(&h, "web", "https://web.example/cb", "").await;
+    let missing = redeem(code, None, "https://web.example/cb").await;
+    assert_eq!(missing.json()["error"], "invalid_grant");
+    assert!(
+        missing.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("code_verifier is required")
+    );
+
+    let code = code_for(&h, "web", "https://web.example/cb", "").await;
+    let other_uri = redeem(code, Some(VERIFIER), "https://web.example/other").await;
+    assert_eq!(other_uri.json()["error"], "invalid_grant");
+
+    // A confidential client may skip PKCE; then a verifier is refused.
+    let mut b = Browser::default();
+    let r = sign_in(&h, &mut b, "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid%20offline_access", "alice").await;
+    let code = r.query()["code"].clone();
+    let r = redeem(code, Some(VERIFIER), "https://web.example/cb").await;
+    assert_eq!(r.json()["error"], "invalid_grant");
+
+    // Reuse: invalid_grant, and the tokens of the first redemption are revoked.
+    let code = code_for(&h, "web", "https://web.example/cb", "").await;
+    let first = redeem(code.clone(), Some(VERIFIER), "https://web.example/cb").await;
+    assert_eq!(first.status, StatusCode::OK);
+    let refresh = first.json()["refresh_token"].as_str().unwrap().to_string();
+    let second = redeem(code, Some(VERIFIER), "https://web.example/cb").await;
+    assert_eq!(second.status, StatusCode::BAD_REQUEST);
+    assert_eq!(second.json()["error"], "invalid_grant");
+    let r = token(
+        &h,
+        Some(("web", "web-secret")),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(
+        r.json()["error"],
+        "invalid_grant",
+        "refresh token of a reused code still works"
+    );
+
+    // A code is bound to its client.
+    let code = code_for(&h, "web", "https://web.example/cb", "").await;
+    let r = token(
+        &h,
+        Some(("always", "always-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://web.example/cb"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.json()["error"], "invalid_grant");
+}

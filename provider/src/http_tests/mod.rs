@@ -1,0 +1,355 @@
+//! In-process tests of what is HTTP-shaped (status codes, headers, cookies, redirects) through the
+//! router (`tower::ServiceExt::oneshot`); one file per area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod authorization;
+mod introspection;
+mod sessions;
+mod tokens;
+
+use std::{collections::HashMap, sync::Arc};
+
+use arc_swap::ArcSwap;
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Request, StatusCode, header},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use crds::{KeyState, OidcClient, OidcScope};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::{
+    config::{self, ClientConfig, KeyInput},
+    http::{AppState, router},
+    metrics::Metrics,
+    store::Store,
+    users::{Users, hash_password},
+};
+
+pub(super) const ISSUER: &str = "https://issuer.test";
+pub(super) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(super) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(super) const PASSWORD: &str = "correct horse";
+
+pub(super) static PASSWORD_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub(super) fn client(yaml: &str) -> OidcClient {
+    serde_yaml::from_str(&format!(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: x, namespace: ns}}\nspec:\n{yaml}"
+    ))
+    .unwrap()
+}
+
+pub(super) struct Harness {
+    app: Router,
+    kid: String,
+}
+
+pub(super) fn harness_with(store: Store) -> Harness {
+    harness_full(store, None)
+}
+
+pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
+    let hash = PASSWORD_HASH.get_or_init(|| hash_password(PASSWORD).unwrap());
+    let users = Users::parse(&format!(
+        "- username: alice\n  passwordHash: \"{hash}\"\n  email: alice@example.com\n  emailVerified: true\n  name: Alice\n  groups: [admins]\n- username: bob\n  passwordHash: \"{hash}\"\n"
+    ))
+    .unwrap();
+    let clients = vec![
+        ClientConfig::from_resource(
+            &client(&format!(
+                "  clientId: web\n  displayName: \"<script>alert(1)</script> Web\"\n  redirectUris: [https://web.example/cb]\n  postLogoutRedirectUris: [https://web.example/bye]\n  scopes: [openid, profile, email, offline_access, api]\n  consent: once\n{}",
+                backchannel
+                    .map(|b| format!("  backchannelLogoutUri: {b}\n"))
+                    .unwrap_or_default()
+            )),
+            vec![crds::secret::hash_secret("web-secret")],
+        ),
+        ClientConfig::from_resource(
+            &client(
+                "  clientId: spa\n  type: public\n  redirectUris: [https://spa.example/cb]\n  scopes: [openid, email, offline_access]\n  consent: skip\n",
+            ),
+            vec![],
+        ),
+        ClientConfig::from_resource(
+            &client(
+                "  clientId: always\n  redirectUris: [https://always.example/cb]\n  consent: always\n  accessTokenFormat: opaque\n",
+            ),
+            vec![crds::secret::hash_secret("always-secret")],
+        ),
+        ClientConfig::from_resource(
+            &client(
+                "  clientId: \"svc:a b\"\n  grantTypes: [client_credentials]\n  scopes: [api, openid]\n",
+            ),
+            vec![crds::secret::hash_secret("s&c=r%t+")],
+        ),
+        ClientConfig::from_resource(
+            &client("  clientId: api-server\n  grantTypes: [client_credentials]\n"),
+            vec![crds::secret::hash_secret("api-secret")],
+        ),
+    ];
+    let scope: OidcScope = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcScope\nmetadata: {name: api}\nspec:\n  description: Use the API\n  audience: api-server\n",
+    )
+    .unwrap();
+    let key = crds::keys::generate(crds::Algorithm::RS256, 2048).unwrap();
+    let kid = key.jwk.kid.clone();
+    let view = config::build(
+        ISSUER,
+        config::Sources {
+            clients,
+            scopes: vec![scope],
+            keys: vec![KeyInput {
+                jwk: key.jwk,
+                state: KeyState::Active,
+                private_pem: Some(key.pkcs8_pem),
+                prepublish: std::time::Duration::from_secs(86400),
+            }],
+            algorithms: vec![crds::Algorithm::RS256],
+            users,
+            synced: true,
+            registration: false,
+        },
+    );
+    let state = Arc::new(AppState {
+        view: Arc::new(ArcSwap::from_pointee(view)),
+        store,
+        metrics: Arc::new(Metrics::default()),
+        http: {
+            crate::install_crypto_provider();
+            reqwest::Client::new()
+        },
+        registration: None,
+    });
+    Harness {
+        app: router(state),
+        kid,
+    }
+}
+
+pub(super) fn harness() -> Harness {
+    harness_with(Store::memory())
+}
+
+pub(super) struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn location(&self) -> url::Url {
+        url::Url::parse(self.headers[header::LOCATION].to_str().unwrap()).unwrap()
+    }
+
+    fn query(&self) -> HashMap<String, String> {
+        self.location().query_pairs().into_owned().collect()
+    }
+
+    /// The value of a hidden form field on the page.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no field {name} in {}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].to_string()
+    }
+}
+
+/// A browser: keeps cookies across requests.
+#[derive(Default)]
+pub(super) struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    async fn send(&mut self, h: &Harness, mut req: Request<Body>) -> Reply {
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req.headers_mut()
+                .insert(header::COOKIE, c.join("; ").parse().unwrap());
+        }
+        let res = h.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        for v in headers.get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let (kv, _) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = kv.split_once('=').unwrap();
+            self.cookies.insert(k.into(), val.into());
+        }
+        let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
+            .unwrap();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, h: &Harness, uri: &str) -> Reply {
+        self.send(h, Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn post(&mut self, h: &Harness, uri: &str, form: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        self.send(
+            h,
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+pub(super) async fn call(h: &Harness, req: Request<Body>) -> Reply {
+    Browser::default().send(h, req).await
+}
+
+pub(super) async fn token(h: &Harness, auth: Option<(&str, &str)>, form: &[(&str, &str)]) -> Reply {
+    let mut req =
+        Request::post("/token").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = auth {
+        let enc = |s: &str| serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_string();
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(id),
+            enc(secret)
+        ));
+        req = req.header(header::AUTHORIZATION, format!("Basic {basic}"));
+    }
+    call(
+        h,
+        req.body(Body::from(serde_urlencoded::to_string(form).unwrap()))
+            .unwrap(),
+    )
+    .await
+}
+
+pub(super) fn authorize_uri(client: &str, redirect: &str, extra: &str) -> String {
+    format!(
+        "/authorize?response_type=code&client_id={client}&redirect_uri={}&scope=openid%20email%20offline_access&state=st%20ate&nonce=n-0S6&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
+        urlencode(redirect)
+    )
+}
+
+pub(super) fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_string()
+}
+
+/// Signs in (and consents if asked) and returns the authorization response.
+pub(super) async fn sign_in(h: &Harness, b: &mut Browser, uri: &str, user: &str) -> Reply {
+    let page = b.get(h, uri).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("name=\"password\""),
+        "not a login page: {}",
+        page.body
+    );
+    let mut reply = b
+        .post(
+            h,
+            "/login",
+            &[
+                ("request", &page.field("request")),
+                ("csrf", &page.field("csrf")),
+                ("username", user),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    if reply.status == StatusCode::OK && reply.body.contains("name=\"decision\"") {
+        reply = b
+            .post(
+                h,
+                "/consent",
+                &[
+                    ("request", &reply.field("request")),
+                    ("csrf", &reply.field("csrf")),
+                    ("decision", "approve"),
+                ],
+            )
+            .await;
+    }
+    reply
+}
+
+pub(super) fn decode_jwt(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let header = serde_json::from_slice(&B64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    let claims = serde_json::from_slice(&B64.decode(parts.next().unwrap()).unwrap()).unwrap();
+    (header, claims)
+}
+
+pub(super) async fn code_for(h: &Harness, client: &str, redirect: &str, extra: &str) -> String {
+    let mut b = Browser::default();
+    let r = sign_in(h, &mut b, &authorize_uri(client, redirect, extra), "alice").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    r.query()["code"].clone()
+}
+
+pub(super) async fn introspect(h: &Harness, auth: (&str, &str), tok: &str) -> Value {
+    let r = token_like(h, "/introspect", Some(auth), &[("token", tok)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    r.json()
+}
+
+pub(super) async fn token_like(
+    h: &Harness,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> Reply {
+    let mut req =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = auth {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            urlencode(id),
+            urlencode(secret)
+        ));
+        req = req.header(header::AUTHORIZATION, format!("Basic {basic}"));
+    }
+    call(
+        h,
+        req.body(Body::from(serde_urlencoded::to_string(form).unwrap()))
+            .unwrap(),
+    )
+    .await
+}
+
+pub(super) async fn web_tokens(h: &Harness) -> Value {
+    let code = code_for(h, "web", "https://web.example/cb", "").await;
+    let t = token(
+        h,
+        Some(("web", "web-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://web.example/cb"),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    t.json()
+}
