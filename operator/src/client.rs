@@ -157,15 +157,55 @@ fn client_secret(client: &OidcClient, issuer: &str, secret_value: &str) -> Secre
     }
 }
 
-enum Check {
-    Failed(&'static str, String),
+/// Why an OidcClient is or is not Ready, and what happened to its Secret: the reasons of its
+/// conditions and Events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Accepted,
+    NamespaceNotAllowed,
+    /// The spec breaks a rule of `crds::validation`.
+    Invalid(crds::validation::Reason),
+    ClientIdConflict,
+    UnknownScope,
+    SecretMissing,
+    SecretConflict,
+    SecretInvalid,
+    SecretCreated,
+    SecretRecreated,
+    SecretRepaired,
+    SecretRotated,
+    SecretNotManaged,
 }
 
-fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Check> {
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "Accepted",
+            Self::NamespaceNotAllowed => "NamespaceNotAllowed",
+            Self::Invalid(r) => r.as_str(),
+            Self::ClientIdConflict => "ClientIdConflict",
+            Self::UnknownScope => "UnknownScope",
+            Self::SecretMissing => "SecretMissing",
+            Self::SecretConflict => "SecretConflict",
+            Self::SecretInvalid => "SecretInvalid",
+            Self::SecretCreated => "SecretCreated",
+            Self::SecretRecreated => "SecretRecreated",
+            Self::SecretRepaired => "SecretRepaired",
+            Self::SecretRotated => "SecretRotated",
+            Self::SecretNotManaged => "SecretNotManaged",
+        }
+    }
+}
+
+/// A reason and what to do about it.
+type Refusal = (Reason, String);
+
+/// Validate: what keeps the client from being served, seen without touching its Secret.
+fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Refusal> {
     let ns = client.namespace().unwrap_or_default();
     if !ctx.args.accepts_namespace(&ns) {
-        return Err(Check::Failed(
-            "NamespaceNotAllowed",
+        return Err((
+            Reason::NamespaceNotAllowed,
             format!(
                 "OidcClients in namespace {ns} are not accepted by this installation (accepted: {}); move the client or ask the platform team to add the namespace",
                 ctx.args.client_namespaces.join(", ")
@@ -179,14 +219,14 @@ fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Check> {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        return Err(Check::Failed(first.reason.as_str(), message));
+        return Err((Reason::Invalid(first.reason), message));
     }
     let id = client.client_id();
     if let Some(owner) = id_owner(&valid_clients(&ctx.clients), &id)
         && owner.uid() != client.uid()
     {
-        return Err(Check::Failed(
-            "ClientIdConflict",
+        return Err((
+            Reason::ClientIdConflict,
             format!(
                 "clientId {id} is already used by OidcClient {}/{}, created earlier; set a different spec.clientId",
                 owner.namespace().unwrap_or_default(),
@@ -209,8 +249,8 @@ fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Check> {
         .filter(|s| crds::scope::builtin(s).is_none() && !defined.contains(s))
         .collect();
     if !unknown.is_empty() {
-        return Err(Check::Failed(
-            "UnknownScope",
+        return Err((
+            Reason::UnknownScope,
             format!(
                 "scope(s) {} are neither built in nor defined by an OidcScope in namespace {}; create the OidcScope or remove them from spec.scopes",
                 unknown
@@ -225,7 +265,9 @@ fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Check> {
     Ok(())
 }
 
-/// Reconciles one OidcClient.
+/// Reconciles one OidcClient: validate → (confidential clients) dereference its Secret → plan →
+/// apply → status.
+#[tracing::instrument(skip_all, fields(client = %client.name_any(), namespace = client.namespace().unwrap_or_default()))]
 pub async fn reconcile(client: Arc<OidcClient>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = client.namespace().unwrap_or_default();
     let api: Api<OidcClient> = Api::namespaced(ctx.client.clone(), &ns);
@@ -236,95 +278,213 @@ pub async fn reconcile(client: Arc<OidcClient>, ctx: Arc<Context>) -> Result<Act
         ..current.clone()
     };
 
-    if let Err(Check::Failed(reason, message)) = checks(&client, &ctx) {
+    if let Err((reason, message)) = checks(&client, &ctx) {
         let changed = crds::condition::find(&current.conditions, crds::condition::READY)
-            .is_none_or(|c| c.reason != reason || c.message != message);
+            .is_none_or(|c| c.reason != reason.as_str() || c.message != message);
         if changed {
-            status::publish(&ctx, client.as_ref(), EventType::Warning, reason, &message).await;
+            warn(&ctx, &client, reason, &message).await;
         }
         status.conditions = status::ready(
             client.as_ref(),
             &current.conditions,
-            Outcome::failed(reason, message),
+            Outcome::failed(reason.as_str(), message),
         );
         status::apply(&api, client.as_ref(), &status).await?;
         return Ok(Action::await_change());
     }
 
-    let mut requeue: Option<Duration> = None;
     let now = Timestamp::now();
     let outcome = if client.spec.type_ == ClientType::Public {
         status.secret_name = None;
         status.secret_hash = None;
         status.previous_secret = None;
-        Outcome::ready(
-            "Accepted",
-            format!("served as public client {}", client.client_id()),
-        )
+        Ok(format!("served as public client {}", client.client_id()))
     } else {
-        match reconcile_secret(&client, &ctx, &mut status, now).await? {
-            Ok(()) => {
-                if let Some(prev) = &status.previous_secret {
-                    requeue = Some(
-                        Duration::try_from(prev.expires_at.0.duration_since(now))
-                            .unwrap_or_default()
-                            + Duration::from_millis(50),
-                    );
-                }
-                Outcome::ready(
-                    "Accepted",
-                    format!(
-                        "served as confidential client {}; credentials in Secret {}",
-                        client.client_id(),
-                        client.secret_name()
-                    ),
+        reconcile_secret(&client, &ctx, &mut status, now)
+            .await?
+            .map(|()| {
+                format!(
+                    "served as confidential client {}; credentials in Secret {}",
+                    client.client_id(),
+                    client.secret_name()
                 )
-            }
-            Err((reason, message)) => {
-                status::publish(&ctx, client.as_ref(), EventType::Warning, reason, &message).await;
-                Outcome::failed(reason, message)
-            }
+            })
+    };
+    let outcome = match outcome {
+        Ok(message) => Outcome::ready(Reason::Accepted.as_str(), message),
+        Err((reason, message)) => {
+            warn(&ctx, &client, reason, &message).await;
+            Outcome::failed(reason.as_str(), message)
         }
     };
     let was_ready = crds::condition::is_ready_for(&current.conditions, client.metadata.generation);
     status.conditions = status::ready(client.as_ref(), &current.conditions, outcome);
     let now_ready = crds::condition::is_ready_for(&status.conditions, client.metadata.generation);
-    if now_ready && !was_ready {
-        status::publish(
-            &ctx,
-            client.as_ref(),
-            EventType::Normal,
-            "Accepted",
-            &format!("client {} is served", client.client_id()),
-        )
-        .await;
-    }
     status::apply(&api, client.as_ref(), &status).await?;
+    if now_ready && !was_ready {
+        let note = format!("client {} is served", client.client_id());
+        status::publish(&ctx, client.as_ref(), EventType::Normal, "Accepted", &note).await;
+    }
+    // Come back when the previous secret's grace period ends, to drop it.
+    let requeue = status.previous_secret.as_ref().map(|prev| {
+        Duration::try_from(prev.expires_at.0.duration_since(now)).unwrap_or_default()
+            + Duration::from_millis(50)
+    });
     Ok(requeue
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
 }
 
-type SecretOutcome = Result<(), (&'static str, String)>;
+async fn warn(ctx: &Context, client: &OidcClient, reason: Reason, message: &str) {
+    status::publish(ctx, client, EventType::Warning, reason.as_str(), message).await;
+}
 
-/// Makes sure the client's Secret exists and status carries the hash of its secret.
+/// An Event to publish once the plan is applied.
+type Note = (EventType, Reason, String);
+
+/// What the client's Secret needs, decided from what exists.
+#[derive(Debug, PartialEq)]
+enum SecretPlan {
+    /// The client cannot be served yet.
+    Blocked(Refusal),
+    /// Create the Secret with a new value.
+    Create { value: String, note: Note },
+    /// The Secret is the operator's: keep it holding `value` (write it when its data differs).
+    Managed {
+        value: String,
+        write: Option<Box<Secret>>,
+        note: Option<Note>,
+    },
+    /// Brought by the user (External Secrets, sealed secrets, ...): read, never written.
+    External { value: String, note: Option<Note> },
+}
+
+/// Plan: what to do with the client's Secret (`existing`), given its status and whether a
+/// rotation was asked for. Pure.
+fn plan_secret(
+    client: &OidcClient,
+    issuer: &str,
+    existing: Option<&Secret>,
+    status: &OidcClientStatus,
+    rotate: bool,
+    grace: &str,
+) -> SecretPlan {
+    let name = client.secret_name();
+    let Some(secret) = existing else {
+        if client.spec.external_secret {
+            return SecretPlan::Blocked((
+                Reason::SecretMissing,
+                format!(
+                    "waiting for Secret {name} with key {KEY_CLIENT_SECRET} (spec.externalSecret: true, so it is provided outside kube-oidc)"
+                ),
+            ));
+        }
+        let note = if status.secret_hash.is_some() {
+            let m = format!("Secret {name} was deleted; a new client secret was generated into it");
+            (EventType::Normal, Reason::SecretRecreated, m)
+        } else {
+            let m = format!("client secret generated into Secret {name}");
+            (EventType::Normal, Reason::SecretCreated, m)
+        };
+        return SecretPlan::Create {
+            value: generate_secret(),
+            note,
+        };
+    };
+    if let Some(other) = owned_by_other_client(secret, client) {
+        return SecretPlan::Blocked((
+            Reason::SecretConflict,
+            format!("Secret {name} belongs to OidcClient {other}; set a different spec.secretName"),
+        ));
+    }
+    let current = data(secret, KEY_CLIENT_SECRET);
+    if !is_ours(secret, client) {
+        let Some(value) = current else {
+            return SecretPlan::Blocked((
+                Reason::SecretInvalid,
+                format!("Secret {name} has no non-empty key {KEY_CLIENT_SECRET}; add it"),
+            ));
+        };
+        let note = rotate.then(|| {
+            let m = format!(
+                "Secret {name} is managed outside kube-oidc; rotate the secret where it is made"
+            );
+            (EventType::Warning, Reason::SecretNotManaged, m)
+        });
+        return SecretPlan::External { value, note };
+    }
+    let (value, note) = match current {
+        None => {
+            let m = format!(
+                "Secret {name} had no {KEY_CLIENT_SECRET}; a new client secret was generated"
+            );
+            (
+                generate_secret(),
+                Some((EventType::Warning, Reason::SecretRepaired, m)),
+            )
+        }
+        Some(v)
+            if rotate
+                && status
+                    .secret_hash
+                    .as_ref()
+                    .is_some_and(|h| verify_secret(&v, h)) =>
+        {
+            let m = format!(
+                "a new client secret was written to Secret {name}; the previous one is accepted for {grace}"
+            );
+            (
+                generate_secret(),
+                Some((EventType::Normal, Reason::SecretRotated, m)),
+            )
+        }
+        Some(v) => (v, None),
+    };
+    let desired = client_secret(client, issuer, &value);
+    let write = (secret.data != desired.data).then(|| {
+        Box::new(Secret {
+            data: desired.data,
+            ..secret.clone()
+        })
+    });
+    SecretPlan::Managed { value, write, note }
+}
+
+/// Status: the hash of the secret in use. A new value (generated, rotated, edited by hand or by
+/// an external tool) keeps the old one valid for the grace period, so running applications can
+/// pick up the new one. Pure.
+fn record_secret(status: &mut OidcClientStatus, value: &str, now: Timestamp, grace: Duration) {
+    if status
+        .secret_hash
+        .as_ref()
+        .is_some_and(|h| verify_secret(value, h))
+    {
+        return;
+    }
+    if let Some(old) = status.secret_hash.take() {
+        let expires = now
+            .checked_add(jiff::SignedDuration::try_from(grace).unwrap_or_default())
+            .unwrap_or(now);
+        status.previous_secret = Some(PreviousSecret {
+            hash: old,
+            expires_at: Time(expires),
+        });
+    }
+    status.secret_hash = Some(hash_secret(value));
+}
+
+/// Makes sure the client's Secret exists and status carries the hash of its secret:
+/// dereference → plan → apply → status.
 async fn reconcile_secret(
     client: &OidcClient,
     ctx: &Context,
     status: &mut OidcClientStatus,
     now: Timestamp,
-) -> Result<SecretOutcome, Error> {
-    let ns = client.namespace().unwrap_or_default();
+) -> Result<Result<(), Refusal>, Error> {
     let name = client.secret_name();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &client.namespace().unwrap_or_default());
     status.secret_name = Some(name.clone());
-    let rotate = client
-        .annotations()
-        .get(ROTATE_SECRET_ANNOTATION)
-        .filter(|v| Some(*v) != status.observed_rotate_secret.as_ref())
-        .cloned();
-    let grace: Duration = ctx.args.secret_grace_period.into();
-
     // Drop an expired previous secret.
     if status
         .previous_secret
@@ -333,22 +493,26 @@ async fn reconcile_secret(
     {
         status.previous_secret = None;
     }
-
+    let rotate = client
+        .annotations()
+        .get(ROTATE_SECRET_ANNOTATION)
+        .filter(|v| Some(*v) != status.observed_rotate_secret.as_ref())
+        .cloned();
     let existing = secrets
         .get_opt(&name)
         .await
         .map_err(Error::kube("get client Secret"))?;
-    let value = match existing {
-        None if client.spec.external_secret => {
-            return Ok(Err((
-                "SecretMissing",
-                format!(
-                    "waiting for Secret {name} with key {KEY_CLIENT_SECRET} (spec.externalSecret: true, so it is provided outside kube-oidc)"
-                ),
-            )));
-        }
-        None => {
-            let value = generate_secret();
+    let plan = plan_secret(
+        client,
+        &ctx.args.issuer,
+        existing.as_ref(),
+        status,
+        rotate.is_some(),
+        &ctx.args.secret_grace_period.to_string(),
+    );
+    let (value, note) = match plan {
+        SecretPlan::Blocked(refusal) => return Ok(Err(refusal)),
+        SecretPlan::Create { value, note } => {
             let secret = client_secret(client, &ctx.args.issuer, &value);
             match secrets.create(&PostParams::default(), &secret).await {
                 Ok(_) => {}
@@ -357,121 +521,26 @@ async fn reconcile_secret(
                 }
                 Err(e) => return Err(Error::kube("create client Secret")(e)),
             }
-            let (reason, note) = if status.secret_hash.is_some() {
-                (
-                    "SecretRecreated",
-                    format!("Secret {name} was deleted; a new client secret was generated into it"),
-                )
-            } else {
-                (
-                    "SecretCreated",
-                    format!("client secret generated into Secret {name}"),
-                )
-            };
-            status::publish(ctx, client, EventType::Normal, reason, &note).await;
-            value
+            (value, Some(note))
         }
-        Some(secret) => {
-            if let Some(other) = owned_by_other_client(&secret, client) {
-                return Ok(Err((
-                    "SecretConflict",
-                    format!(
-                        "Secret {name} belongs to OidcClient {other}; set a different spec.secretName"
-                    ),
-                )));
+        SecretPlan::Managed { value, write, note } => {
+            if let Some(updated) = write {
+                secrets
+                    .replace(&name, &PostParams::default(), &updated)
+                    .await
+                    .map_err(Error::kube("update client Secret"))?;
             }
-            if is_ours(&secret, client) {
-                let mut value = data(&secret, KEY_CLIENT_SECRET);
-                let mut note = None;
-                if value.is_none() {
-                    value = Some(generate_secret());
-                    note = Some((
-                        EventType::Warning,
-                        "SecretRepaired",
-                        format!(
-                            "Secret {name} had no {KEY_CLIENT_SECRET}; a new client secret was generated"
-                        ),
-                    ));
-                } else if rotate.is_some()
-                    && status
-                        .secret_hash
-                        .as_ref()
-                        .is_some_and(|h| value.as_deref().is_some_and(|v| verify_secret(v, h)))
-                {
-                    value = Some(generate_secret());
-                    note = Some((
-                        EventType::Normal,
-                        "SecretRotated",
-                        format!(
-                            "a new client secret was written to Secret {name}; the previous one is accepted for {}",
-                            ctx.args.secret_grace_period
-                        ),
-                    ));
-                }
-                let value = value.unwrap_or_default();
-                let desired = client_secret(client, &ctx.args.issuer, &value);
-                if secret.data != desired.data {
-                    let mut updated = secret.clone();
-                    updated.data = desired.data;
-                    secrets
-                        .replace(&name, &PostParams::default(), &updated)
-                        .await
-                        .map_err(Error::kube("update client Secret"))?;
-                }
-                if let Some((t, reason, note)) = note {
-                    status::publish(ctx, client, t, reason, &note).await;
-                }
-                value
-            } else {
-                // Bring your own (External Secrets, sealed secrets, ...): read, never write.
-                match data(&secret, KEY_CLIENT_SECRET) {
-                    Some(v) => {
-                        if rotate.is_some() {
-                            status::publish(
-                                ctx,
-                                client,
-                                EventType::Warning,
-                                "SecretNotManaged",
-                                &format!("Secret {name} is managed outside kube-oidc; rotate the secret where it is made"),
-                            )
-                            .await;
-                        }
-                        v
-                    }
-                    None => {
-                        return Ok(Err((
-                            "SecretInvalid",
-                            format!(
-                                "Secret {name} has no non-empty key {KEY_CLIENT_SECRET}; add it"
-                            ),
-                        )));
-                    }
-                }
-            }
+            (value, note)
         }
+        SecretPlan::External { value, note } => (value, note),
     };
+    if let Some((type_, reason, message)) = note {
+        status::publish(ctx, client, type_, reason.as_str(), &message).await;
+    }
     if let Some(r) = rotate {
         status.observed_rotate_secret = Some(r);
     }
-
-    // A new value (generated, rotated, edited by hand or by an external tool): the old one stays
-    // valid for the grace period so running applications can pick up the new one.
-    let matches = status
-        .secret_hash
-        .as_ref()
-        .is_some_and(|h| verify_secret(&value, h));
-    if !matches {
-        if let Some(old) = status.secret_hash.take() {
-            let expires = now
-                .checked_add(jiff::SignedDuration::try_from(grace).unwrap_or_default())
-                .unwrap_or(now);
-            status.previous_secret = Some(PreviousSecret {
-                hash: old,
-                expires_at: Time(expires),
-            });
-        }
-        status.secret_hash = Some(hash_secret(&value));
-    }
+    record_secret(status, &value, now, ctx.args.secret_grace_period.into());
     Ok(Ok(()))
 }
 
@@ -498,5 +567,100 @@ mod tests {
         let all = vec![a.clone(), b.clone(), c];
         assert_eq!(id_owner(&all, "shared").unwrap().uid(), b.uid());
         assert_eq!(id_owner(&all, "c.other").unwrap().name_any(), "other");
+    }
+
+    fn secret_of(owner: Option<&OidcClient>, value: Option<&str>) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("app-oidc".into()),
+                owner_references: owner
+                    .and_then(|o| o.controller_owner_ref(&()))
+                    .map(|o| vec![o]),
+                ..Default::default()
+            },
+            data: value.map(|v| crds::secret::client_secret_data("a.app", v, "https://i")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_secret_plan_follows_what_exists() {
+        let mut c = client("a", "app", None, 1);
+        c.metadata.uid = Some("uid-app".into());
+        let other = client("b", "other", None, 1);
+        let fresh = OidcClientStatus::default();
+        let plan = |existing: Option<&Secret>, status: &OidcClientStatus, rotate: bool| {
+            plan_secret(&c, "https://i", existing, status, rotate, "24h")
+        };
+        assert!(matches!(
+            plan(None, &fresh, false),
+            SecretPlan::Create {
+                note: (_, Reason::SecretCreated, _),
+                ..
+            }
+        ));
+        let conflict = secret_of(Some(&other), Some("v"));
+        assert!(matches!(
+            plan(Some(&conflict), &fresh, false),
+            SecretPlan::Blocked((Reason::SecretConflict, _))
+        ));
+        let external_empty = secret_of(None, None);
+        assert!(matches!(
+            plan(Some(&external_empty), &fresh, false),
+            SecretPlan::Blocked((Reason::SecretInvalid, _))
+        ));
+        let external = secret_of(None, Some("theirs"));
+        assert_eq!(
+            plan(Some(&external), &fresh, false),
+            SecretPlan::External {
+                value: "theirs".into(),
+                note: None
+            }
+        );
+
+        let ours = secret_of(Some(&c), Some("ours"));
+        let known = OidcClientStatus {
+            secret_hash: Some(hash_secret("ours")),
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(Some(&ours), &known, false),
+            SecretPlan::Managed {
+                value: "ours".into(),
+                write: None,
+                note: None
+            }
+        );
+        let SecretPlan::Managed { value, write, note } = plan(Some(&ours), &known, true) else {
+            panic!("a rotation of our own Secret");
+        };
+        assert_ne!(value, "ours");
+        assert!(write.is_some());
+        assert_eq!(note.map(|n| n.1), Some(Reason::SecretRotated));
+
+        let mut external_key = c.clone();
+        external_key.spec.external_secret = true;
+        assert!(matches!(
+            plan_secret(&external_key, "https://i", None, &fresh, false, "24h"),
+            SecretPlan::Blocked((Reason::SecretMissing, _))
+        ));
+    }
+
+    #[test]
+    fn a_new_secret_keeps_the_previous_one_for_the_grace_period() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let mut status = OidcClientStatus::default();
+        record_secret(&mut status, "one", now, Duration::from_secs(60));
+        assert!(status.previous_secret.is_none());
+        record_secret(&mut status, "one", now, Duration::from_secs(60));
+        assert!(
+            status.previous_secret.is_none(),
+            "the same value changes nothing"
+        );
+        record_secret(&mut status, "two", now, Duration::from_secs(60));
+        let prev = status.previous_secret.clone().unwrap();
+        assert!(verify_secret("one", &prev.hash));
+        assert_eq!(prev.expires_at.0.as_second(), 1_060);
+        assert!(verify_secret("two", status.secret_hash.as_ref().unwrap()));
     }
 }

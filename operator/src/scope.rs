@@ -14,6 +14,7 @@ use crate::{
 };
 
 /// Reconciles one OidcScope.
+#[tracing::instrument(skip_all, fields(name = %scope.name_any(), namespace = scope.namespace().unwrap_or_default()))]
 pub async fn reconcile(scope: Arc<OidcScope>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = scope.namespace().unwrap_or_default();
     let api: Api<OidcScope> = Api::namespaced(ctx.client.clone(), &ns);

@@ -357,6 +357,7 @@ fn requests(sk: &SigningKey, schedule: &Schedule) -> Requests {
 }
 
 /// Reconciles one SigningKey.
+#[tracing::instrument(skip_all, fields(name = %sk.name_any(), namespace = sk.namespace().unwrap_or_default()))]
 pub async fn reconcile(sk: Arc<SigningKey>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = sk.namespace().unwrap_or_default();
     let name = sk.name_any();
