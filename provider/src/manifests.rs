@@ -36,13 +36,24 @@ fn file_err(path: &Path, message: String) -> ManifestError {
     }
 }
 
-/// The problems of an object, as one message.
-fn joined(problems: &[crds::validation::Invalid]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+/// An object of `kind` named `name`, checked by `crds::validation`: every problem in one message.
+fn checked(
+    kind: &'static str,
+    name: &str,
+    problems: Vec<crds::validation::Invalid>,
+) -> Result<(), ManifestError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ManifestError::Invalid {
+        kind,
+        name: name.to_string(),
+        message: problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
 }
 
 /// The objects of a folder, by kind.
@@ -117,15 +128,12 @@ impl Manifests {
         let mut ids = HashMap::new();
         for c in &self.clients {
             let name = c.metadata.name.clone().unwrap_or_default();
+            checked("OidcClient", &name, crds::validation::validate_client(c))?;
             let invalid = |message: String| ManifestError::Invalid {
                 kind: "OidcClient",
                 name: name.clone(),
                 message,
             };
-            let problems = crds::validation::validate_client(c);
-            if !problems.is_empty() {
-                return Err(invalid(joined(&problems)));
-            }
             if let Some(other) = ids.insert(c.client_id(), name.clone()) {
                 return Err(invalid(format!(
                     "clientId {} is also used by {other}",
@@ -152,14 +160,8 @@ impl Manifests {
 
     fn check_scopes(&self) -> Result<(), ManifestError> {
         for s in &self.scopes {
-            let problems = crds::validation::validate_scope(s);
-            if !problems.is_empty() {
-                return Err(ManifestError::Invalid {
-                    kind: "OidcScope",
-                    name: s.metadata.name.clone().unwrap_or_default(),
-                    message: joined(&problems),
-                });
-            }
+            let name = s.metadata.name.clone().unwrap_or_default();
+            checked("OidcScope", &name, crds::validation::validate_scope(s))?;
         }
         Ok(())
     }
@@ -169,18 +171,19 @@ impl Manifests {
         let mut key_inputs = Vec::new();
         for k in &self.keys {
             let name = k.metadata.name.clone().unwrap_or_default();
-            let invalid = |message: String| ManifestError::Invalid {
-                kind: "SigningKey",
-                name: name.clone(),
-                message,
-            };
-            let problems = crds::validation::validate_signing_key(&k.spec);
-            if !problems.is_empty() {
-                return Err(invalid(joined(&problems)));
-            }
+            checked(
+                "SigningKey",
+                &name,
+                crds::validation::validate_signing_key(&k.spec),
+            )?;
             let generated =
-                crds::keys::generate(k.spec.algorithm, k.spec.rsa_bits().unwrap_or(2048))
-                    .map_err(|e| invalid(e.to_string()))?;
+                crds::keys::generate(k.spec.algorithm, k.spec.rsa_bits().unwrap_or(2048)).map_err(
+                    |e| ManifestError::Invalid {
+                        kind: "SigningKey",
+                        name: name.clone(),
+                        message: e.to_string(),
+                    },
+                )?;
             tracing::info!(signing_key = %name, kid = %generated.jwk.kid, alg = k.spec.algorithm.as_str(), "generated signing key");
             key_inputs.push(KeyInput {
                 jwk: generated.jwk,

@@ -11,8 +11,8 @@ use super::{
     extract::{AnswerForm, BINDING_COOKIE, Parameters, SESSION_COOKIE, cookie, set_cookie},
     pages,
     respond::{
-        Redirect, error_page, expired_request, page, redirect_error, redirect_with,
-        unavailable_page,
+        Redirect, bad_request_page, error_page, expired_request, page, redirect_error,
+        redirect_with, unavailable_page,
     },
 };
 use crate::{
@@ -25,13 +25,8 @@ use crate::{
     },
 };
 
-fn invalid(message: &str) -> Response {
-    error_page(
-        StatusCode::BAD_REQUEST,
-        "This sign-in request is invalid",
-        message,
-    )
-}
+/// The title of the page that refuses a malformed request.
+const INVALID_SIGN_IN: &str = "This sign-in request is invalid";
 
 pub async fn authorize(
     State(s): State<Shared>,
@@ -44,7 +39,7 @@ pub async fn authorize(
         .and_then(|params| authorize::validate(&view, &params));
     let request = match validated {
         Ok(r) => r,
-        Err(AuthorizeError::Page(message)) => return invalid(&message),
+        Err(AuthorizeError::Page(message)) => return bad_request_page(INVALID_SIGN_IN, &message),
         Err(AuthorizeError::Redirect {
             redirect_uri,
             state,

@@ -15,7 +15,7 @@ use super::{
     authorize::bound_page,
     extract::{AnswerForm, Parameters, SESSION_COOKIE, cookie, set_cookie},
     pages,
-    respond::{Redirect, error_page, page, redirect, unavailable_page},
+    respond::{Redirect, bad_request_page, page, redirect, unavailable_page},
 };
 use crate::{
     config::View,
@@ -28,13 +28,8 @@ use crate::{
     store::StoreError,
 };
 
-fn bad(message: &str) -> Response {
-    error_page(
-        StatusCode::BAD_REQUEST,
-        "This sign-out request is invalid",
-        message,
-    )
-}
+/// The title of the page that refuses a malformed request.
+const INVALID_SIGN_OUT: &str = "This sign-out request is invalid";
 
 pub async fn end_session(
     State(s): State<Shared>,
@@ -44,7 +39,7 @@ pub async fn end_session(
     let view = s.view.load_full();
     let request = match parse_params(&raw).and_then(|p| logout::validate(&view, &p)) {
         Ok(r) => r,
-        Err(m) => return bad(&m),
+        Err(m) => return bad_request_page(INVALID_SIGN_OUT, &m),
     };
     let result: Result<Response, StoreError> = async {
         let session = Session::find(&s.store, cookie(&headers, SESSION_COOKIE).as_deref()).await?;
@@ -71,17 +66,23 @@ pub async fn end_session(
 pub async fn confirm(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let view = s.view.load_full();
     let Some(form) = AnswerForm::parse(&body, &headers) else {
-        return bad("The sign-out form is malformed.");
+        return bad_request_page(INVALID_SIGN_OUT, "The sign-out form is malformed.");
     };
     let result: Result<Response, StoreError> = async {
         let (Some(id), Some(_)) = (form.field("request"), form.field("csrf")) else {
-            return Ok(bad("The sign-out form is incomplete."));
+            return Ok(bad_request_page(
+                INVALID_SIGN_OUT,
+                "The sign-out form is incomplete.",
+            ));
         };
         let kind = Interaction::Logout;
         let Some(pending) =
             interaction::resume::<LogoutStep>(&s.store, kind, form.answer()).await?
         else {
-            return Ok(bad("This sign-out request has expired."));
+            return Ok(bad_request_page(
+                INVALID_SIGN_OUT,
+                "This sign-out request has expired.",
+            ));
         };
         interaction::finish(&s.store, kind, id).await?;
         if form.field("decision") != Some("logout") {

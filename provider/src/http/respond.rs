@@ -36,6 +36,11 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     page(status, pages::error(title, message))
 }
 
+/// A 400 page: the request cannot be served, and why.
+pub fn bad_request_page(title: &str, message: &str) -> Response {
+    error_page(StatusCode::BAD_REQUEST, title, message)
+}
+
 pub fn unavailable_page(e: &StoreError) -> Response {
     tracing::error!(error = %e, "store");
     error_page(

@@ -167,6 +167,14 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
     let page = b
         .get(&h, &authorize_uri("web", "https://web.example/cb", ""))
         .await;
+    pages_are_escaped_and_locked_down(&page);
+    let (session, code) = sign_in_and_consent(&h, &mut b, &page).await;
+    let (access, id) = complete_tokens(&h, &code).await;
+    userinfo_by_header_and_body(&h, &access, &id).await;
+    single_sign_on_and_prompts(&h, &mut b, &session).await;
+}
+
+fn pages_are_escaped_and_locked_down(page: &Reply) {
     // Pages escape what they show and carry the security headers.
     assert!(
         !page.body.contains("<script>alert"),
@@ -187,11 +195,14 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
             && binding.contains("SameSite=Lax")
             && binding.contains("Secure")
     );
+}
 
+/// A wrong password, then the right one and consent: (the session cookie, the code).
+async fn sign_in_and_consent(h: &Harness, b: &mut Browser, page: &Reply) -> (String, String) {
     // Wrong password: the form again, with an error.
     let wrong = b
         .post(
-            &h,
+            h,
             "/login",
             &[
                 ("request", &page.field("request")),
@@ -206,7 +217,7 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
 
     let consent = b
         .post(
-            &h,
+            h,
             "/login",
             &[
                 ("request", &page.field("request")),
@@ -229,7 +240,7 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
         .expect("SSO session cookie");
     let done = b
         .post(
-            &h,
+            h,
             "/consent",
             &[
                 ("request", &consent.field("request")),
@@ -244,12 +255,17 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
     assert_eq!(q["iss"], ISSUER);
     let code = q["code"].clone();
 
+    (session, code)
+}
+
+/// The code's tokens, checked claim by claim: (the access token, the ID token's claims).
+async fn complete_tokens(h: &Harness, code: &str) -> (String, Value) {
     let t = token(
-        &h,
+        h,
         Some(("web", "web-secret")),
         &[
             ("grant_type", "authorization_code"),
-            ("code", &code),
+            ("code", code),
             ("redirect_uri", "https://web.example/cb"),
             ("code_verifier", VERIFIER),
         ],
@@ -284,9 +300,13 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
         "offline_access grants a refresh token"
     );
 
+    (access.to_string(), id)
+}
+
+async fn userinfo_by_header_and_body(h: &Harness, access: &str, id: &Value) {
     // userinfo, header and body.
     let u = call(
-        &h,
+        h,
         Request::get("/userinfo")
             .header(header::AUTHORIZATION, format!("Bearer {access}"))
             .body(Body::empty())
@@ -297,7 +317,7 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
     assert_eq!(u.json()["sub"], id["sub"]);
     assert_eq!(u.json()["email"], "alice@example.com");
     let u = call(
-        &h,
+        h,
         Request::post("/userinfo")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(format!("access_token={access}")))
@@ -305,12 +325,14 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
     )
     .await;
     assert_eq!(u.status, StatusCode::OK);
+}
 
+async fn single_sign_on_and_prompts(h: &Harness, b: &mut Browser, session: &str) {
     // SSO: the next request from this browser needs no sign-in and, consent given once, no page.
     assert_eq!(b.cookies["kube_oidc_session"], session);
     let again = b
         .get(
-            &h,
+            h,
             &authorize_uri("web", "https://web.example/cb", "&prompt=none"),
         )
         .await;
@@ -320,7 +342,7 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
     for extra in ["&prompt=login", "&prompt=select_account", "&max_age=0"] {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let r = b
-            .get(&h, &authorize_uri("web", "https://web.example/cb", extra))
+            .get(h, &authorize_uri("web", "https://web.example/cb", extra))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{extra}");
         assert!(r.body.contains("name=\"password\""), "{extra}");
@@ -328,13 +350,13 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
     // prompt=consent shows the consent page again; prompt=none with consent needed fails.
     let r = b
         .get(
-            &h,
+            h,
             &authorize_uri("web", "https://web.example/cb", "&prompt=consent"),
         )
         .await;
     assert!(r.body.contains("name=\"decision\""));
     let r = b
-        .get(&h, "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid%20profile&prompt=none")
+        .get(h, "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid%20profile&prompt=none")
         .await;
     assert_eq!(r.query()["error"], "consent_required");
 }

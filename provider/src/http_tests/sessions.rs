@@ -4,6 +4,21 @@
 
 use super::*;
 
+/// Posts the sign-in form of `page` from browser `b`.
+async fn log_in(h: &Harness, b: &mut Browser, page: &Reply, user: &str, password: &str) -> Reply {
+    b.post(
+        h,
+        "/login",
+        &[
+            ("request", &page.field("request")),
+            ("csrf", &page.field("csrf")),
+            ("username", user),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn login_is_csrf_protected_and_throttled() {
     let h = harness();
@@ -27,63 +42,19 @@ async fn login_is_csrf_protected_and_throttled() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Another browser (no binding cookie) cannot complete this browser's request.
     let mut other = Browser::default();
-    let r = other
-        .post(
-            &h,
-            "/login",
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let r = log_in(&h, &mut other, &page, "alice", PASSWORD).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(!other.cookies.contains_key("kube_oidc_session"));
     // Five failures for a user, then even the right password is refused for a while.
     for _ in 0..5 {
-        let r = b
-            .post(
-                &h,
-                "/login",
-                &[
-                    ("request", &page.field("request")),
-                    ("csrf", &page.field("csrf")),
-                    ("username", "bob"),
-                    ("password", "guess"),
-                ],
-            )
-            .await;
+        let r = log_in(&h, &mut b, &page, "bob", "guess").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let r = b
-        .post(
-            &h,
-            "/login",
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("username", "bob"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let r = log_in(&h, &mut b, &page, "bob", PASSWORD).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.body.contains("Too many failed attempts"));
     // Unknown users fail the same way as wrong passwords.
-    let r = b
-        .post(
-            &h,
-            "/login",
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("username", "mallory"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let r = log_in(&h, &mut b, &page, "mallory", PASSWORD).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body.contains("Wrong username or password"));
 }
@@ -121,23 +92,7 @@ async fn a_dead_redis_gets_a_protocol_error() {
 
 #[tokio::test]
 async fn rp_initiated_logout_and_back_channel_logout() {
-    // A relying party's back-channel endpoint, on loopback.
-    let received: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-    let sink = received.clone();
-    let rp = axum::Router::new().route(
-        "/backchannel",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let sink = sink.clone();
-            async move {
-                let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap();
-                sink.lock().unwrap().push(form["logout_token"].clone());
-                StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, rp).await });
+    let (received, port) = backchannel_receiver().await;
     let h = harness_full(
         Store::memory(),
         Some(&format!("http://127.0.0.1:{port}/backchannel")),
@@ -196,22 +151,54 @@ async fn rp_initiated_logout_and_back_channel_logout() {
         "the session ended"
     );
 
-    // The logout token reached the relying party: verify it as the RP would.
-    let token = {
-        let mut waited = 0;
-        loop {
-            if let Some(t) = received.lock().unwrap().first().cloned() {
-                break t;
+    let token = logout_token(&received).await;
+    logout_token_verifies(&h, &token, &id).await;
+
+    logout_confirmed_by_the_user(&h).await;
+}
+
+type Received = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A relying party's back-channel endpoint, on loopback: (the tokens it received, its port).
+async fn backchannel_receiver() -> (Received, u16) {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let rp = axum::Router::new().route(
+        "/backchannel",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap();
+                sink.lock().unwrap().push(form["logout_token"].clone());
+                StatusCode::OK
             }
-            assert!(waited < 100, "no back-channel logout within 5 s");
-            waited += 1;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, rp).await });
+    (received, port)
+}
+
+/// The first logout token the relying party received, waiting up to 5 s.
+async fn logout_token(received: &Received) -> String {
+    let mut waited = 0;
+    loop {
+        if let Some(t) = received.lock().unwrap().first().cloned() {
+            break t;
         }
-    };
-    let (header, claims) = decode_jwt(&token);
+        assert!(waited < 100, "no back-channel logout within 5 s");
+        waited += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The logout token reached the relying party: verify it as the RP would.
+async fn logout_token_verifies(h: &Harness, token: &str, id: &Value) {
+    let (header, claims) = decode_jwt(token);
     assert_eq!(header["typ"], "logout+jwt");
     assert_eq!(header["kid"], h.kid.as_str());
-    let jwks = call(&h, Request::get("/jwks").body(Body::empty()).unwrap())
+    let jwks = call(h, Request::get("/jwks").body(Body::empty()).unwrap())
         .await
         .json();
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
@@ -219,7 +206,7 @@ async fn rp_initiated_logout_and_back_channel_logout() {
     validation.set_audience(&["web"]);
     validation.set_issuer(&[ISSUER]);
     let verified = jsonwebtoken::decode::<Value>(
-        &token,
+        token,
         &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
         &validation,
     )
@@ -231,11 +218,13 @@ async fn rp_initiated_logout_and_back_channel_logout() {
     assert_eq!(claims["sid"], id["sid"]);
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(claims.get("nonce").is_none());
+}
 
-    // Not tied to the session (no hint): the user confirms.
+/// Not tied to the session (no hint): the user confirms.
+async fn logout_confirmed_by_the_user(h: &Harness) {
     let mut b = Browser::default();
     sign_in(
-        &h,
+        h,
         &mut b,
         &authorize_uri("web", "https://web.example/cb", ""),
         "alice",
@@ -243,7 +232,7 @@ async fn rp_initiated_logout_and_back_channel_logout() {
     .await;
     let confirm = b
         .get(
-            &h,
+            h,
             "/end_session?client_id=web&post_logout_redirect_uri=https%3A%2F%2Fweb.example%2Fbye",
         )
         .await;
@@ -251,7 +240,7 @@ async fn rp_initiated_logout_and_back_channel_logout() {
     assert!(confirm.body.contains("Sign out?"));
     let forged = b
         .post(
-            &h,
+            h,
             "/end_session/confirm",
             &[
                 ("request", &confirm.field("request")),
@@ -263,7 +252,7 @@ async fn rp_initiated_logout_and_back_channel_logout() {
     assert_eq!(forged.status, StatusCode::BAD_REQUEST);
     let out = b
         .post(
-            &h,
+            h,
             "/end_session/confirm",
             &[
                 ("request", &confirm.field("request")),
@@ -276,7 +265,7 @@ async fn rp_initiated_logout_and_back_channel_logout() {
     assert_eq!(out.location().as_str(), "https://web.example/bye");
     let again = b
         .get(
-            &h,
+            h,
             &authorize_uri("web", "https://web.example/cb", "&prompt=none"),
         )
         .await;

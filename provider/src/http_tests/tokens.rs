@@ -4,12 +4,11 @@
 
 use super::*;
 
-#[tokio::test]
-async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
-    let h = harness();
-    let code = code_for(&h, "spa", "https://spa.example/cb", "").await;
-    let t = token(
-        &h,
+/// The public client's tokens from a code flow with PKCE.
+async fn spa_tokens(h: &Harness) -> Reply {
+    let code = code_for(h, "spa", "https://spa.example/cb", "").await;
+    token(
+        h,
         None,
         &[
             ("grant_type", "authorization_code"),
@@ -19,49 +18,34 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
             ("client_id", "spa"),
         ],
     )
-    .await;
+    .await
+}
+
+/// A refresh by the public client, with `extra` parameters.
+async fn spa_refresh(h: &Harness, refresh_token: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", "spa"),
+    ];
+    form.extend_from_slice(extra);
+    token(h, None, &form).await
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let h = harness();
+    let t = spa_tokens(&h).await;
     assert_eq!(t.status, StatusCode::OK, "{}", t.body);
     let r1 = t.json()["refresh_token"].as_str().unwrap().to_string();
 
     // Narrowing is allowed, widening is not.
-    let wide = token(
-        &h,
-        None,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &r1),
-            ("client_id", "spa"),
-            ("scope", "openid profile"),
-        ],
-    )
-    .await;
+    let wide = spa_refresh(&h, &r1, &[("scope", "openid profile")]).await;
     assert_eq!(wide.json()["error"], "invalid_scope");
     // (A failed refresh consumed r1 only if it got that far; use a fresh flow.)
-    let code = code_for(&h, "spa", "https://spa.example/cb", "").await;
-    let t = token(
-        &h,
-        None,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://spa.example/cb"),
-            ("code_verifier", VERIFIER),
-            ("client_id", "spa"),
-        ],
-    )
-    .await;
+    let t = spa_tokens(&h).await;
     let r1 = t.json()["refresh_token"].as_str().unwrap().to_string();
-    let n = token(
-        &h,
-        None,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &r1),
-            ("client_id", "spa"),
-            ("scope", "openid offline_access"),
-        ],
-    )
-    .await;
+    let n = spa_refresh(&h, &r1, &[("scope", "openid offline_access")]).await;
     assert_eq!(n.status, StatusCode::OK, "{}", n.body);
     assert_eq!(n.json()["scope"], "openid offline_access");
     let r2 = n.json()["refresh_token"].as_str().unwrap().to_string();
@@ -69,43 +53,13 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     assert!(n.json()["id_token"].is_string());
 
     // Reusing r1 fails and revokes r2 with it.
-    let reuse = token(
-        &h,
-        None,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &r1),
-            ("client_id", "spa"),
-        ],
-    )
-    .await;
+    let reuse = spa_refresh(&h, &r1, &[]).await;
     assert_eq!(reuse.json()["error"], "invalid_grant");
-    let r = token(
-        &h,
-        None,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &r2),
-            ("client_id", "spa"),
-        ],
-    )
-    .await;
+    let r = spa_refresh(&h, &r2, &[]).await;
     assert_eq!(r.json()["error"], "invalid_grant");
 
     // Another client cannot use it.
-    let code = code_for(&h, "spa", "https://spa.example/cb", "").await;
-    let t = token(
-        &h,
-        None,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "https://spa.example/cb"),
-            ("code_verifier", VERIFIER),
-            ("client_id", "spa"),
-        ],
-    )
-    .await;
+    let t = spa_tokens(&h).await;
     let r3 = t.json()["refresh_token"].as_str().unwrap().to_string();
     let r = token(
         &h,
@@ -145,7 +99,11 @@ async fn client_authentication_and_client_credentials() {
     )
     .await;
     assert_eq!(post.status, StatusCode::OK);
+}
 
+#[tokio::test]
+async fn token_requests_that_fail_get_rfc6749_errors() {
+    let h = harness();
     for (auth, form) in [
         (
             Some(("svc:a b", "wrong")),
@@ -206,6 +164,11 @@ async fn client_authentication_and_client_credentials() {
     )
     .await;
     assert_eq!(r.json()["error"], "unsupported_grant_type");
+}
+
+#[tokio::test]
+async fn malformed_token_requests_are_invalid() {
+    let h = harness();
     let r = token(&h, Some(("web", "web-secret")), &[]).await;
     assert_eq!(r.json()["error"], "invalid_request");
     let r = token(
@@ -417,8 +380,12 @@ async fn revocation_of_access_and_refresh_tokens() {
         introspect(&h, ("web", "web-secret"), rt).await["active"],
         true
     );
+}
 
-    // Revoking a refresh token revokes its family and the access tokens issued from it.
+/// Revoking a refresh token revokes its family and the access tokens issued from it.
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_its_family() {
+    let h = harness();
     let t = web_tokens(&h).await;
     let (at, rt) = (
         t["access_token"].as_str().unwrap(),
@@ -441,7 +408,11 @@ async fn revocation_of_access_and_refresh_tokens() {
     )
     .await;
     assert_eq!(r.json()["error"], "invalid_grant");
+}
 
+#[tokio::test]
+async fn revocation_of_unknown_and_opaque_tokens() {
+    let h = harness();
     // Unknown tokens: 200. Public clients identify with client_id.
     let r = token_like(
         &h,
