@@ -251,3 +251,5 @@ fn tls_config(
 
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod test_support;

@@ -17,32 +17,17 @@ use axum::{
     http::{HeaderMap, Request, StatusCode, header},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use crds::{KeyState, OidcClient, OidcScope};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::{
-    config::{self, ClientConfig, KeyInput},
     http::{AppState, router},
     metrics::Metrics,
     store::Store,
-    users::{Users, hash_password},
 };
 
-pub(super) const ISSUER: &str = "https://issuer.test";
-pub(super) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-pub(super) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-pub(super) const PASSWORD: &str = "correct horse";
-
-pub(super) static PASSWORD_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-pub(super) fn client(yaml: &str) -> OidcClient {
-    serde_yaml::from_str(&format!(
-        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: x, namespace: ns}}\nspec:\n{yaml}"
-    ))
-    .unwrap()
-}
+pub(super) use crate::test_support::{CHALLENGE, ISSUER, PASSWORD, VERIFIER};
 
 pub(super) struct Harness {
     app: Router,
@@ -54,67 +39,7 @@ pub(super) fn harness_with(store: Store) -> Harness {
 }
 
 pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
-    let hash = PASSWORD_HASH.get_or_init(|| hash_password(PASSWORD).unwrap());
-    let users = Users::parse(&format!(
-        "- username: alice\n  passwordHash: \"{hash}\"\n  email: alice@example.com\n  emailVerified: true\n  name: Alice\n  groups: [admins]\n- username: bob\n  passwordHash: \"{hash}\"\n"
-    ))
-    .unwrap();
-    let clients = vec![
-        ClientConfig::from_resource(
-            &client(&format!(
-                "  clientId: web\n  displayName: \"<script>alert(1)</script> Web\"\n  redirectUris: [https://web.example/cb]\n  postLogoutRedirectUris: [https://web.example/bye]\n  scopes: [openid, profile, email, offline_access, api]\n  consent: once\n{}",
-                backchannel
-                    .map(|b| format!("  backchannelLogoutUri: {b}\n"))
-                    .unwrap_or_default()
-            )),
-            vec![crds::secret::hash_secret("web-secret")],
-        ),
-        ClientConfig::from_resource(
-            &client(
-                "  clientId: spa\n  type: public\n  redirectUris: [https://spa.example/cb]\n  scopes: [openid, email, offline_access]\n  consent: skip\n",
-            ),
-            vec![],
-        ),
-        ClientConfig::from_resource(
-            &client(
-                "  clientId: always\n  redirectUris: [https://always.example/cb]\n  consent: always\n  accessTokenFormat: opaque\n",
-            ),
-            vec![crds::secret::hash_secret("always-secret")],
-        ),
-        ClientConfig::from_resource(
-            &client(
-                "  clientId: \"svc:a b\"\n  grantTypes: [client_credentials]\n  scopes: [api, openid]\n",
-            ),
-            vec![crds::secret::hash_secret("s&c=r%t+")],
-        ),
-        ClientConfig::from_resource(
-            &client("  clientId: api-server\n  grantTypes: [client_credentials]\n"),
-            vec![crds::secret::hash_secret("api-secret")],
-        ),
-    ];
-    let scope: OidcScope = serde_yaml::from_str(
-        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcScope\nmetadata: {name: api}\nspec:\n  description: Use the API\n  audience: api-server\n",
-    )
-    .unwrap();
-    let key = crds::keys::generate(crds::Algorithm::RS256, 2048).unwrap();
-    let kid = key.jwk.kid.clone();
-    let view = config::build(
-        ISSUER,
-        config::Sources {
-            clients,
-            scopes: vec![scope],
-            keys: vec![KeyInput {
-                jwk: key.jwk,
-                state: KeyState::Active,
-                private_pem: Some(key.pkcs8_pem),
-                prepublish: std::time::Duration::from_secs(86400),
-            }],
-            algorithms: vec![crds::Algorithm::RS256],
-            users,
-            synced: true,
-            registration: false,
-        },
-    );
+    let (view, kid) = crate::test_support::view(backchannel);
     let state = Arc::new(AppState {
         view: Arc::new(ArcSwap::from_pointee(view)),
         store,

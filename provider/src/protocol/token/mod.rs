@@ -77,7 +77,10 @@ pub async fn exchange(
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod dispatch_tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 

@@ -1,0 +1,221 @@
+//! The grants' edge cases as plain calls, no router: single use, PKCE, redirect URI, scope
+//! narrowing, reuse detection, machine tokens.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+
+use super::{TokenRequest, code::CodeGrant, exchange};
+use crate::{
+    config::View,
+    protocol::{Context, OAuthError, client_auth, params::Params, token::code::issue_code},
+    store::Store,
+    test_support::{CHALLENGE, VERIFIER, view},
+};
+
+fn params(pairs: &[(&str, &str)]) -> Params {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+struct Fixture {
+    view: View,
+    store: Store,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            view: view(None).0,
+            store: Store::memory(),
+        }
+    }
+
+    fn ctx(&self) -> Context<'_> {
+        Context {
+            view: &self.view,
+            store: &self.store,
+            now: crate::protocol::now(),
+        }
+    }
+
+    /// A code for alice at `client`, as the authorization endpoint stores it.
+    async fn code(&self, client: &str, redirect: &str, challenge: Option<&str>) -> String {
+        let sub = self.view.users.by_name("alice").unwrap().subject();
+        let grant = CodeGrant {
+            client_id: client.into(),
+            redirect_uri: redirect.into(),
+            scopes: vec!["openid".into(), "offline_access".into()],
+            nonce: None,
+            sub,
+            auth_time: 1,
+            code_challenge: challenge.map(String::from),
+            claims: None,
+            sid: "sid".into(),
+        };
+        issue_code(&self.ctx(), &grant).await.unwrap()
+    }
+
+    async fn token(&self, client: &str, form: &[(&str, &str)]) -> Result<Value, OAuthError> {
+        let client = self.view.client(client).unwrap();
+        exchange(&self.ctx(), &client, TokenRequest::parse(&params(form))?).await
+    }
+
+    async fn refresh(&self, token: &str, scope: Option<&str>) -> Result<Value, OAuthError> {
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+        form.extend(scope.map(|s| ("scope", s)));
+        self.token("spa", &form).await
+    }
+
+    async fn redeem(&self, code: &str, verifier: Option<&str>) -> Result<Value, OAuthError> {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "https://spa.example/cb"),
+        ];
+        form.extend(verifier.map(|v| ("code_verifier", v)));
+        self.token("spa", &form).await
+    }
+}
+
+#[tokio::test]
+async fn a_code_is_redeemed_once_and_its_reuse_revokes_what_it_issued() {
+    let f = Fixture::new();
+    let code = f
+        .code("spa", "https://spa.example/cb", Some(CHALLENGE))
+        .await;
+    let tokens = f.redeem(&code, Some(VERIFIER)).await.unwrap();
+    assert!(tokens["id_token"].is_string() && tokens["refresh_token"].is_string());
+    let again = f.redeem(&code, Some(VERIFIER)).await.unwrap_err();
+    assert_eq!(again.code(), "invalid_grant");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let r = f
+        .token(
+            "spa",
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        r,
+        OAuthError::InvalidGrant("the refresh token was revoked".into())
+    );
+}
+
+#[tokio::test]
+async fn pkce_and_the_redirect_uri_bind_a_code() {
+    let f = Fixture::new();
+    let cases: [(Option<&str>, Option<&str>, &str); 3] = [
+        (
+            Some(CHALLENGE),
+            Some("x".repeat(43).leak()),
+            "code_verifier does not match",
+        ),
+        (Some(CHALLENGE), None, "code_verifier is required"),
+        (
+            None,
+            Some(VERIFIER),
+            "code_verifier sent but no code_challenge was",
+        ),
+    ];
+    for (challenge, verifier, why) in cases {
+        let code = f.code("spa", "https://spa.example/cb", challenge).await;
+        let e = f.redeem(&code, verifier).await.unwrap_err();
+        assert_eq!(e, OAuthError::InvalidGrant(why.into()));
+    }
+    let code = f
+        .code("spa", "https://spa.example/other", Some(CHALLENGE))
+        .await;
+    let e = f.redeem(&code, Some(VERIFIER)).await.unwrap_err();
+    assert_eq!(e.code(), "invalid_grant");
+    assert!(e.description().contains("redirect_uri"));
+    // A code issued to another client.
+    let code = f
+        .code("web", "https://spa.example/cb", Some(CHALLENGE))
+        .await;
+    let e = f.redeem(&code, Some(VERIFIER)).await.unwrap_err();
+    assert_eq!(e.description(), "the code was issued to another client");
+}
+
+#[tokio::test]
+async fn refresh_narrows_never_widens_and_reuse_revokes_the_family() {
+    let f = Fixture::new();
+    let code = f
+        .code("spa", "https://spa.example/cb", Some(CHALLENGE))
+        .await;
+    let first = f.redeem(&code, Some(VERIFIER)).await.unwrap();
+    let r1 = first["refresh_token"].as_str().unwrap();
+    let wide = f.refresh(r1, Some("openid email")).await.unwrap_err();
+    assert_eq!(
+        wide,
+        OAuthError::InvalidScope("scope email was not granted".into())
+    );
+    let code = f
+        .code("spa", "https://spa.example/cb", Some(CHALLENGE))
+        .await;
+    let fresh = f.redeem(&code, Some(VERIFIER)).await.unwrap();
+    let r1 = fresh["refresh_token"].as_str().unwrap().to_string();
+    let narrow = f.refresh(&r1, Some("openid offline_access")).await.unwrap();
+    let r2 = narrow["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2);
+    assert_eq!(
+        f.refresh(&r1, None).await.unwrap_err().code(),
+        "invalid_grant"
+    );
+    assert_eq!(
+        f.refresh(&r2, None).await.unwrap_err().code(),
+        "invalid_grant"
+    );
+}
+
+#[tokio::test]
+async fn machine_tokens_carry_no_user_scope_and_need_a_confidential_client() {
+    let f = Fixture::new();
+    let ok = f
+        .token(
+            "svc:a b",
+            &[("grant_type", "client_credentials"), ("scope", "api")],
+        )
+        .await
+        .unwrap();
+    assert!(ok.get("refresh_token").is_none() && ok.get("id_token").is_none());
+    let e = f
+        .token(
+            "svc:a b",
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_scope");
+    for client in ["spa", "web"] {
+        let e = f
+            .token(client, &[("grant_type", "client_credentials")])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "unauthorized_client", "{client}");
+    }
+}
+
+#[test]
+fn client_authentication_decodes_basic_and_refuses_two_methods() {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let (view, _) = view(None);
+    // RFC 6749 §2.3.1: both parts form-urlencoded.
+    let basic = STANDARD.encode("svc%3Aa+b:s%26c%3Dr%25t%2B");
+    let c = client_auth::authenticate(&view, Some(&basic), &Params::new()).unwrap();
+    assert_eq!(c.id, "svc:a b");
+    let two = client_auth::authenticate(&view, Some(&basic), &params(&[("client_secret", "x")]));
+    assert_eq!(two.unwrap_err().code(), "invalid_request");
+    let wrong = STANDARD.encode("web:wrong");
+    let e = client_auth::authenticate(&view, Some(&wrong), &Params::new()).unwrap_err();
+    assert_eq!(
+        e,
+        OAuthError::InvalidClient("unknown client or wrong credentials".into())
+    );
+    let public = client_auth::authenticate(&view, None, &params(&[("client_id", "spa")]));
+    assert!(public.unwrap().public);
+    let missing = client_auth::authenticate(&view, None, &Params::new()).unwrap_err();
+    assert_eq!(missing.code(), "invalid_client");
+}
