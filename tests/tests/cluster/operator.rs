@@ -632,6 +632,26 @@ async fn bad_client_inputs_end_in_actionable_conditions() {
         .unwrap();
     wait_ready(&clients, "scoped", "True", Duration::from_secs(10)).await;
 
+    // A grant type the provider does not serve: never Ready, and the condition names it.
+    clients
+        .create(
+            &PostParams::default(),
+            &web_client(
+                "device",
+                "  grantTypes: [authorization_code, urn:ietf:params:oauth:grant-type:device_code]\n",
+            ),
+        )
+        .await
+        .unwrap();
+    let c = wait_ready(&clients, "device", "False", Duration::from_secs(10)).await;
+    assert_eq!(c.reason, "UnsupportedGrantType");
+    assert!(
+        c.message
+            .contains("urn:ietf:params:oauth:grant-type:device_code"),
+        "{}",
+        c.message
+    );
+
     // clientId conflict: the later client waits, the earlier keeps working; the later takes
     // over when the earlier goes.
     clients
