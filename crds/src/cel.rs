@@ -162,8 +162,8 @@ pub fn code_needs_redirect_uri() -> Rule {
 
 pub fn refresh_needs_code() -> Rule {
     rule(
-        "!self.grantTypes.exists(g, g == 'refresh_token') || self.grantTypes.exists(g, g == 'authorization_code')",
-        "refresh tokens are issued only with the authorization_code grant: add authorization_code to grantTypes or remove refresh_token",
+        "!self.grantTypes.exists(g, g == 'refresh_token') || self.grantTypes.exists(g, g == 'authorization_code' || g == 'urn:ietf:params:oauth:grant-type:device_code')",
+        "refresh tokens are issued only with the authorization_code grant or the device code grant: add one of them to grantTypes or remove refresh_token",
     )
     .field_path(".grantTypes")
 }

@@ -264,8 +264,11 @@ impl GrantType {
     /// provider's token dispatch matches on the same variants (a test holds them together).
     pub fn is_served(self) -> bool {
         match self {
-            Self::AuthorizationCode | Self::RefreshToken | Self::ClientCredentials => true,
-            Self::DeviceCode | Self::TokenExchange => false,
+            Self::AuthorizationCode
+            | Self::RefreshToken
+            | Self::ClientCredentials
+            | Self::DeviceCode => true,
+            Self::TokenExchange => false,
         }
     }
 

@@ -202,11 +202,14 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
             "the client_credentials grant needs a client that can authenticate: set type: confidential or remove client_credentials from grantTypes",
         ));
     }
-    if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
+    if has(GrantType::RefreshToken)
+        && !has(GrantType::AuthorizationCode)
+        && !has(GrantType::DeviceCode)
+    {
         out.push(invalid(
             "spec.grantTypes",
             Reason::InvalidGrantTypes,
-            "refresh tokens are issued only with the authorization_code grant: add authorization_code to grantTypes or remove refresh_token",
+            "refresh tokens are issued only with the authorization_code grant or the device code grant: add one of them to grantTypes or remove refresh_token",
         ));
     }
     if has(GrantType::AuthorizationCode) && spec.redirect_uris.is_empty() {
@@ -444,14 +447,14 @@ mod tests {
     #[test]
     fn a_grant_the_provider_does_not_serve_is_named() {
         let problems = validate_client(&client(
-            "  grantTypes: [client_credentials, urn:ietf:params:oauth:grant-type:device_code]\n",
+            "  grantTypes: [client_credentials, urn:ietf:params:oauth:grant-type:token-exchange]\n",
         ));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].reason, Reason::UnsupportedGrantType);
         assert!(
             problems[0]
                 .message
-                .contains("urn:ietf:params:oauth:grant-type:device_code"),
+                .contains("urn:ietf:params:oauth:grant-type:token-exchange"),
             "{problems:?}"
         );
     }

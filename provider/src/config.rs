@@ -332,6 +332,7 @@ fn discovery(
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "display_values_supported": ["page"],
         "authorization_response_iss_parameter_supported": true,
+        "device_authorization_endpoint": e("/device_authorization"),
         "introspection_endpoint": e("/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint": e("/revoke"),

@@ -63,6 +63,12 @@ pub fn view(backchannel: Option<&str>) -> (View, String) {
             &client("  clientId: api-server\n  grantTypes: [client_credentials]\n"),
             vec![crds::secret::hash_secret("api-secret")],
         ),
+        ClientConfig::from_resource(
+            &client(
+                "  clientId: cli\n  displayName: Command line\n  type: public\n  grantTypes: [urn:ietf:params:oauth:grant-type:device_code, refresh_token]\n  scopes: [openid, email, offline_access]\n",
+            ),
+            vec![],
+        ),
     ];
     let scope: OidcScope = serde_yaml::from_str(
         "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcScope\nmetadata: {name: api}\nspec:\n  description: Use the API\n  audience: api-server\n",

@@ -18,8 +18,8 @@ use super::{
 use crate::{
     config::View,
     protocol::{
-        authorize::{self, AuthorizationStep, AuthorizeError, Next, Progress},
-        interaction::{self, Interaction, PENDING_TTL, Pending},
+        authorize::{self, AuthorizeError, Next, Progress},
+        interaction::{self, Interaction, PENDING_TTL, Pending, SignInStep},
         params::parse_params,
         session::Session,
     },
@@ -113,7 +113,7 @@ pub async fn answered(
     s: &AppState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(AnswerForm, Pending<AuthorizationStep>), Response> {
+) -> Result<(AnswerForm, Pending<SignInStep>), Response> {
     let form = AnswerForm::parse(body, headers).ok_or_else(expired_request)?;
     match interaction::resume(&s.store, Interaction::Authorization, form.answer()).await {
         Ok(Some(pending)) => Ok((form, pending)),

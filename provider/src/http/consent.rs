@@ -1,19 +1,25 @@
 //! `/consent`: approve or deny a pending authorization.
 
-use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
 
 use super::{
     Shared,
     authorize::{answered, respond},
     extract::{SESSION_COOKIE, cookie},
-    respond::{Redirect, expired_request, redirect_error, unavailable_page},
+    pages,
+    respond::{Redirect, expired_request, page, redirect_error, unavailable_page},
 };
 use crate::{
     protocol::{
         OAuthError,
         authorize::{self, Progress},
-        consent,
-        interaction::{self, Interaction},
+        consent, device,
+        interaction::{self, Interaction, SignInStep},
         session::Session,
     },
     store::StoreError,
@@ -27,8 +33,7 @@ pub async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
     };
     let result: Result<Response, StoreError> = async {
         let session = Session::find(&s.store, cookie(&headers, SESSION_COOKIE).as_deref()).await?;
-        let Some(session) = session.filter(|sess| Some(&sess.sub) == pending.step.sub.as_ref())
-        else {
+        let Some(session) = session.filter(|sess| Some(&sess.sub) == pending.step.sub()) else {
             return Ok(expired_request());
         };
         interaction::finish(
@@ -37,7 +42,15 @@ pub async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
             form.field("request").unwrap_or_default(),
         )
         .await?;
-        let request = pending.step.request;
+        let approve = form.field("decision") == Some("approve");
+        let ctx = s.context(&view);
+        let request = match pending.step {
+            SignInStep::Authorization(a) => a.request,
+            SignInStep::Device(d) => {
+                let decided = device::decide(&ctx, &d.user_code, &session, approve).await?;
+                return Ok(device_decided(decided, approve));
+            }
+        };
         if form.field("decision") != Some("approve") {
             return Ok(redirect_error(
                 &view,
@@ -47,7 +60,6 @@ pub async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
                 Redirect::SeeOther,
             ));
         }
-        let ctx = s.context(&view);
         consent::record(&ctx, &request.client_id, &session.sub, &request.scopes).await?;
         let progress = Progress {
             just_signed_in: true,
@@ -58,4 +70,25 @@ pub async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
     }
     .await;
     result.unwrap_or_else(|e| unavailable_page(&e))
+}
+
+/// The page after a user answered a device's request.
+fn device_decided(decided: bool, approved: bool) -> Response {
+    match (decided, approved) {
+        (false, _) => expired_request(),
+        (true, true) => page(
+            StatusCode::OK,
+            pages::error(
+                "Device signed in",
+                "Your device is signed in. You can close this page and return to it.",
+            ),
+        ),
+        (true, false) => page(
+            StatusCode::OK,
+            pages::error(
+                "Access denied",
+                "The device was not signed in. You can close this page.",
+            ),
+        ),
+    }
 }

@@ -17,7 +17,8 @@ use super::{
 use crate::{
     protocol::{
         authorize::{self, Progress},
-        interaction::{self, Interaction},
+        device,
+        interaction::{self, Interaction, SignInStep},
         login::{self, SignIn},
         session::SESSION_TTL,
     },
@@ -36,7 +37,12 @@ pub async fn login(
         Err(page) => return page,
     };
     let result: Result<Response, StoreError> = async {
-        let Some(client) = view.client(&pending.step.request.client_id) else {
+        let ctx = s.context(&view);
+        let client_id = match &pending.step {
+            SignInStep::Authorization(a) => Some(a.request.client_id.clone()),
+            SignInStep::Device(d) => device::client_id(&ctx, &d.user_code).await?,
+        };
+        let Some(client) = client_id.and_then(|id| view.client(&id)) else {
             return Ok(expired_request());
         };
         let id = form.field("request").unwrap_or_default();
@@ -48,7 +54,6 @@ pub async fn login(
                 pages::login(&client.name, id, &pending.csrf, username, Some(message)),
             )
         };
-        let ctx = s.context(&view);
         match login::sign_in(&ctx, username, password, &ip).await? {
             SignIn::Throttled => Ok(again(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -65,8 +70,12 @@ pub async fn login(
                     just_signed_in: true,
                     consent_given: false,
                 };
-                let next =
-                    authorize::proceed(&ctx, pending.step.request, Some(session), progress).await?;
+                let next = match pending.step {
+                    SignInStep::Authorization(a) => {
+                        authorize::proceed(&ctx, a.request, Some(session), progress).await?
+                    }
+                    SignInStep::Device(d) => device::signed_in(&ctx, d, &session).await?,
+                };
                 let mut res = respond(&view, next, Redirect::SeeOther);
                 res.headers_mut().append(header::SET_COOKIE, cookie);
                 Ok(res)

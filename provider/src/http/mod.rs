@@ -3,6 +3,7 @@
 
 mod authorize;
 mod consent;
+mod device;
 mod discovery;
 mod extract;
 mod introspect;
@@ -73,6 +74,8 @@ pub fn router(state: Shared) -> Router {
         .route("/login", post(login::login))
         .route("/consent", post(consent::consent))
         .route("/token", post(token::token))
+        .route("/device_authorization", post(device::device_authorization))
+        .route("/device", get(device::verify).post(device::verify))
         .route(
             "/userinfo",
             get(userinfo::userinfo).post(userinfo::userinfo),

@@ -55,6 +55,23 @@ pub fn login(
     )
 }
 
+/// The page where a user enters the code a device shows (RFC 8628 §3.3).
+pub fn device_entry(user_code: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    page(
+        "Sign in a device",
+        &format!(
+            "<h1>Sign in a device</h1><p>Enter the code your device shows.</p>{error}\
+<form method=\"post\" action=\"device\">\
+<label for=\"user_code\">Code</label><input type=\"text\" id=\"user_code\" name=\"user_code\" value=\"{}\" autocomplete=\"off\" autocapitalize=\"characters\" spellcheck=\"false\" required autofocus>\
+<button type=\"submit\">Continue</button></form>",
+            escape(user_code),
+        ),
+    )
+}
+
 pub fn consent(
     client_name: &str,
     scopes: &[(String, String)],

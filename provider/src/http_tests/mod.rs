@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authorization;
+mod device;
 mod introspection;
 mod sessions;
 mod tokens;

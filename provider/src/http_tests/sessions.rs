@@ -5,7 +5,13 @@
 use super::*;
 
 /// Posts the sign-in form of `page` from browser `b`.
-async fn log_in(h: &Harness, b: &mut Browser, page: &Reply, user: &str, password: &str) -> Reply {
+pub(super) async fn log_in(
+    h: &Harness,
+    b: &mut Browser,
+    page: &Reply,
+    user: &str,
+    password: &str,
+) -> Reply {
     b.post(
         h,
         "/login",

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     Context, OAuthError,
-    interaction::{self, Interaction, Started},
+    interaction::{self, Interaction, SignInStep, Started},
     params::{Params, split_scopes},
     pkce::is_challenge,
     session::Session,
@@ -398,20 +398,8 @@ async fn wait_for_user(
 ) -> Result<Next, StoreError> {
     let consent = sub.is_some();
     let login_hint = request.login_hint.clone();
-    let scopes: Vec<(String, String)> = request
-        .scopes
-        .iter()
-        .map(|sc| {
-            let d = ctx
-                .view
-                .scopes
-                .get(sc)
-                .map(|c| c.description.clone())
-                .unwrap_or_default();
-            (sc.clone(), d)
-        })
-        .collect();
-    let step = AuthorizationStep { request, sub };
+    let scopes = scope_descriptions(ctx, &request.scopes);
+    let step = SignInStep::Authorization(Box::new(AuthorizationStep { request, sub }));
     let started = interaction::start(ctx.store, Interaction::Authorization, step).await?;
     Ok(if consent {
         Next::Consent {
@@ -426,4 +414,20 @@ async fn wait_for_user(
             login_hint,
         }
     })
+}
+
+/// The scopes with the descriptions the consent page shows.
+pub fn scope_descriptions(ctx: &Context<'_>, scopes: &[String]) -> Vec<(String, String)> {
+    scopes
+        .iter()
+        .map(|sc| {
+            let d = ctx
+                .view
+                .scopes
+                .get(sc)
+                .map(|c| c.description.clone())
+                .unwrap_or_default();
+            (sc.clone(), d)
+        })
+        .collect()
 }

@@ -19,6 +19,10 @@ pub enum OAuthError {
     UnsupportedResponseType(String),
     ServerError(String),
     TemporarilyUnavailable(String),
+    // RFC 8628 §3.5 (device code polling).
+    AuthorizationPending(String),
+    SlowDown(String),
+    ExpiredToken(String),
     // RFC 6750 §3 (protected resources).
     InvalidToken(String),
     InsufficientScope(String),
@@ -46,6 +50,9 @@ impl OAuthError {
             Self::UnsupportedResponseType(_) => "unsupported_response_type",
             Self::ServerError(_) => "server_error",
             Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            Self::AuthorizationPending(_) => "authorization_pending",
+            Self::SlowDown(_) => "slow_down",
+            Self::ExpiredToken(_) => "expired_token",
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::LoginRequired(_) => "login_required",
@@ -70,6 +77,9 @@ impl OAuthError {
             | Self::UnsupportedResponseType(d)
             | Self::ServerError(d)
             | Self::TemporarilyUnavailable(d)
+            | Self::AuthorizationPending(d)
+            | Self::SlowDown(d)
+            | Self::ExpiredToken(d)
             | Self::InvalidToken(d)
             | Self::InsufficientScope(d)
             | Self::LoginRequired(d)

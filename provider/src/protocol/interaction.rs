@@ -30,6 +30,25 @@ impl Interaction {
     }
 }
 
+/// What a sign-in or consent form continues: an authorization request, or a device waiting for
+/// its user code to be approved.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SignInStep {
+    Authorization(Box<super::authorize::AuthorizationStep>),
+    Device(super::device::DeviceStep),
+}
+
+impl SignInStep {
+    /// The signed-in user, at the consent stage.
+    pub fn sub(&self) -> Option<&String> {
+        match self {
+            Self::Authorization(s) => s.sub.as_ref(),
+            Self::Device(s) => s.sub.as_ref(),
+        }
+    }
+}
+
 /// A step waiting for the user, with what binds it to one form in one browser.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pending<T> {

@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod consent;
+pub mod device;
 pub mod error;
 pub mod interaction;
 pub mod introspect;

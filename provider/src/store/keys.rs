@@ -21,6 +21,12 @@ pub enum Key<'a> {
     Family(&'a str),
     /// A revoked JWT access token, by `jti`, until it expires.
     RevokedJti(&'a str),
+    /// A device code (RFC 8628): the user code of its authorization.
+    DeviceCode(&'a str),
+    /// A device authorization, by its user code.
+    UserCode(&'a str),
+    /// Wrong user codes entered from an address.
+    UserCodeFailures(&'a str),
     /// A browser's sign-in session, by the session cookie.
     Session(&'a str),
     /// An authorization request waiting for sign-in or consent.
@@ -46,6 +52,9 @@ impl Key<'_> {
             Key::AccessToken(t) => hash_token("at", t),
             Key::Family(f) => format!("family:{f}"),
             Key::RevokedJti(j) => format!("revoked:{j}"),
+            Key::DeviceCode(t) => hash_token("device", t),
+            Key::UserCode(c) => format!("usercode:{c}"),
+            Key::UserCodeFailures(ip) => format!("throttle:usercode:{ip}"),
             Key::Session(t) => hash_token("session", t),
             Key::PendingAuthorization(t) => hash_token("pending", t),
             Key::PendingLogout(t) => hash_token("logout", t),

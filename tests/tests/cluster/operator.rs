@@ -637,17 +637,17 @@ async fn bad_client_inputs_end_in_actionable_conditions() {
         .create(
             &PostParams::default(),
             &web_client(
-                "device",
-                "  grantTypes: [authorization_code, urn:ietf:params:oauth:grant-type:device_code]\n",
+                "exchange",
+                "  grantTypes: [authorization_code, urn:ietf:params:oauth:grant-type:token-exchange]\n",
             ),
         )
         .await
         .unwrap();
-    let c = wait_ready(&clients, "device", "False", Duration::from_secs(10)).await;
+    let c = wait_ready(&clients, "exchange", "False", Duration::from_secs(10)).await;
     assert_eq!(c.reason, "UnsupportedGrantType");
     assert!(
         c.message
-            .contains("urn:ietf:params:oauth:grant-type:device_code"),
+            .contains("urn:ietf:params:oauth:grant-type:token-exchange"),
         "{}",
         c.message
     );

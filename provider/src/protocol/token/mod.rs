@@ -6,6 +6,7 @@
 
 pub mod client_credentials;
 pub mod code;
+pub mod device_code;
 pub mod issuance;
 pub mod refresh;
 mod single_use;
@@ -25,6 +26,7 @@ pub enum TokenRequest {
     AuthorizationCode(code::Request),
     RefreshToken(refresh::Request),
     ClientCredentials(client_credentials::Request),
+    DeviceCode(device_code::Request),
 }
 
 impl TokenRequest {
@@ -50,7 +52,10 @@ impl TokenRequest {
             GrantType::ClientCredentials => Self::ClientCredentials(client_credentials::Request {
                 scope: param("scope"),
             }),
-            GrantType::DeviceCode | GrantType::TokenExchange => return Err(unsupported()),
+            GrantType::DeviceCode => Self::DeviceCode(device_code::Request {
+                device_code: param("device_code"),
+            }),
+            GrantType::TokenExchange => return Err(unsupported()),
         })
     }
 
@@ -59,6 +64,7 @@ impl TokenRequest {
             Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::RefreshToken(_) => GrantType::RefreshToken,
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
+            Self::DeviceCode(_) => GrantType::DeviceCode,
         }
     }
 }
@@ -73,6 +79,7 @@ pub async fn exchange(
         TokenRequest::AuthorizationCode(r) => code::exchange(ctx, client, r).await,
         TokenRequest::RefreshToken(r) => refresh::exchange(ctx, client, r).await,
         TokenRequest::ClientCredentials(r) => client_credentials::exchange(ctx, client, r).await,
+        TokenRequest::DeviceCode(r) => device_code::exchange(ctx, client, r).await,
     }
 }
 
