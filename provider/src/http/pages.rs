@@ -21,6 +21,13 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:26rem;margi
 h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}\
 button{margin-top:1rem;padding:.5rem 1.2rem;margin-right:.5rem}.error{color:#a00}ul{padding-left:1.2rem}";
 
+/// An error shown above a form, announced to screen readers.
+fn alert(error: Option<&str>) -> String {
+    error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default()
+}
+
 fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
@@ -35,9 +42,7 @@ pub fn login(
     username: &str,
     error: Option<&str>,
 ) -> String {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
+    let error = alert(error);
     page(
         "Sign in",
         &format!(
@@ -57,9 +62,7 @@ pub fn login(
 
 /// The page where a user enters the code a device shows (RFC 8628 §3.3).
 pub fn device_entry(user_code: &str, error: Option<&str>) -> String {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
+    let error = alert(error);
     page(
         "Sign in a device",
         &format!(

@@ -92,11 +92,7 @@ pub async fn start(
     client: &ClientConfig,
     scope: Option<&str>,
 ) -> Result<DeviceAuthorization, OAuthError> {
-    if !client.allows(crds::GrantType::DeviceCode) {
-        return Err(OAuthError::UnauthorizedClient(
-            "this client may not use the device code grant".into(),
-        ));
-    }
+    super::token::allowed(client, crds::GrantType::DeviceCode)?;
     let scopes = match scope.map(split_scopes) {
         Some(s) if !s.is_empty() => s,
         _ => client.default_scopes.clone(),

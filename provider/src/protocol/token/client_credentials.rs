@@ -23,11 +23,12 @@ pub async fn exchange(
     client: &ClientConfig,
     request: Request,
 ) -> Result<Value, OAuthError> {
-    if client.public || !client.allows(GrantType::ClientCredentials) {
+    if client.public {
         return Err(OAuthError::UnauthorizedClient(
-            "this client may not use client_credentials".into(),
+            "a public client cannot use client_credentials".into(),
         ));
     }
+    super::allowed(client, GrantType::ClientCredentials)?;
     let scopes: Vec<String> = match &request.scope {
         Some(sc) => split_scopes(sc),
         None => client

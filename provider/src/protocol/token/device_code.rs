@@ -24,11 +24,7 @@ pub async fn exchange(
     client: &ClientConfig,
     request: Request,
 ) -> Result<Value, OAuthError> {
-    if !client.allows(GrantType::DeviceCode) {
-        return Err(OAuthError::UnauthorizedClient(
-            "this client may not use the device code grant".into(),
-        ));
-    }
+    super::allowed(client, GrantType::DeviceCode)?;
     let device_code = request
         .device_code
         .ok_or_else(|| OAuthError::InvalidRequest("device_code is required".into()))?;

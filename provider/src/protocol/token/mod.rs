@@ -69,6 +69,18 @@ impl TokenRequest {
     }
 }
 
+/// Whether `client` may use `grant` (RFC 6749 §5.2 unauthorized_client).
+pub fn allowed(client: &ClientConfig, grant: GrantType) -> Result<(), OAuthError> {
+    if client.allows(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::UnauthorizedClient(format!(
+            "this client may not use {}",
+            grant.as_str()
+        )))
+    }
+}
+
 /// Exchanges an authenticated client's request for a token response.
 pub async fn exchange(
     ctx: &Context<'_>,

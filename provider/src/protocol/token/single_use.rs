@@ -36,12 +36,7 @@ pub async fn redeem<G: DeserializeOwned + IssuedTo>(
     token: Option<&str>,
     single: &SingleUse,
 ) -> Result<G, OAuthError> {
-    if !client.allows(single.grant_type) {
-        return Err(OAuthError::UnauthorizedClient(format!(
-            "this client may not use {}",
-            single.grant_type.as_str()
-        )));
-    }
+    super::allowed(client, single.grant_type)?;
     let token =
         token.ok_or_else(|| OAuthError::InvalidRequest(format!("{} is required", single.param)))?;
     let Some(grant) = ctx.store.take::<G>((single.key)(token)).await? else {
