@@ -83,6 +83,11 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_CONSENT", default_value = "once", value_parser = registration_consent)]
     pub registration_consent: crds::ConsentPolicy,
 
+    /// Seconds after a refresh token's use in which a second use of it succeeds (two refreshes
+    /// at once, as two kubectl commands with kubelogin make); later reuse revokes its family.
+    #[arg(long, env = "KUBE_OIDC_REFRESH_REUSE_INTERVAL", default_value_t = 3)]
+    pub refresh_reuse_interval: u64,
+
     /// Accept registration metadata URLs on private and loopback addresses.
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_ALLOW_PRIVATE_URLS")]
     pub registration_allow_private_urls: bool,

@@ -100,6 +100,9 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
             .build()
             .map_err(|e| StartupError::Tls(e.to_string()))?,
         registration,
+        settings: protocol::Settings {
+            refresh_reuse_interval: args.refresh_reuse_interval,
+        },
     });
     serve(&args, &issuer, http::router(state)).await
 }

@@ -42,6 +42,7 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Dynamic client registration, when enabled.
     pub registration: Option<register::Registration>,
+    pub settings: protocol::Settings,
 }
 
 type Shared = Arc<AppState>;
@@ -53,6 +54,7 @@ impl AppState {
             view,
             store: &self.store,
             now: protocol::now(),
+            settings: &self.settings,
         }
     }
 }

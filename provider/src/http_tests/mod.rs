@@ -50,6 +50,9 @@ pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
             reqwest::Client::new()
         },
         registration: None,
+        // Every second use of a refresh token is theft here; the reuse interval has its own
+        // protocol test.
+        settings: crate::protocol::Settings::default(),
     });
     Harness {
         app: router(state),

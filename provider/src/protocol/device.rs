@@ -337,10 +337,12 @@ mod tests {
     async fn codes_expire_polls_slow_down_and_guesses_are_limited() {
         let (view, _) = view(None);
         let store = Store::memory();
+        let settings = crate::protocol::Settings::default();
         let ctx = |now| Context {
             view: &view,
             store: &store,
             now,
+            settings: &settings,
         };
         let client = view.client("cli").unwrap();
         let a = start(&ctx(1_000), &client, None).await.unwrap();

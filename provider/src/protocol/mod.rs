@@ -32,6 +32,15 @@ pub struct Context<'a> {
     pub store: &'a Store,
     /// Seconds since the epoch.
     pub now: u64,
+    pub settings: &'a Settings,
+}
+
+/// How the provider applies the protocol where the RFCs leave a choice.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Seconds after a refresh token's redemption in which a second use of it (two refreshes at
+    /// once) succeeds without revoking its family; 0 treats every second use as theft.
+    pub refresh_reuse_interval: u64,
 }
 
 /// The system clock in seconds since the epoch: what the HTTP layer passes as [`Context::now`].

@@ -4,22 +4,11 @@ use crds::GrantType;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
-    Issuance,
-    single_use::{IssuedTo, SingleUse, redeem},
-};
+use super::Issuance;
 use crate::{
     config::ClientConfig,
     protocol::{Context, OAuthError, params::split_scopes},
     store::Key,
-};
-
-pub const REFRESH_TOKEN: SingleUse = SingleUse {
-    grant_type: GrantType::RefreshToken,
-    param: "refresh_token",
-    key: |t| Key::RefreshToken(t),
-    used_key: |t| Key::RefreshTokenUsed(t),
-    what: "the refresh token",
 };
 
 /// What a refresh token stands for, stored until it is redeemed.
@@ -34,12 +23,6 @@ pub struct RefreshGrant {
     pub family: String,
     pub claims: Option<Value>,
     pub sid: String,
-}
-
-impl IssuedTo for RefreshGrant {
-    fn client_id(&self) -> &str {
-        &self.client_id
-    }
 }
 
 /// The parameters of a refresh request.
@@ -65,39 +48,130 @@ pub async fn peek(ctx: &Context<'_>, token: &str) -> Result<Option<RefreshGrant>
         .then_some(grant))
 }
 
+/// What a redeemed refresh token leaves behind: its grant and when it was redeemed, to tell a
+/// concurrent second use (within the reuse interval) from theft.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Redeemed {
+    at: u64,
+    grant: RefreshGrant,
+}
+
+/// The scopes a refresh asks for: those granted, or fewer (RFC 6749 §6).
+fn narrowed(grant: &RefreshGrant, scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    let Some(s) = scope else {
+        return Ok(grant.scopes.clone());
+    };
+    let requested = split_scopes(s);
+    if let Some(bad) = requested.iter().find(|r| !grant.scopes.contains(r)) {
+        return Err(OAuthError::InvalidScope(format!(
+            "scope {bad} was not granted"
+        )));
+    }
+    Ok(requested)
+}
+
+/// Redeems a refresh token. An invalid request (another client's token, a wider scope) never
+/// consumes it. A second use within the reuse interval succeeds in the same family (two
+/// refreshes at once); later, it revokes the family (RFC 9700 §4.14.2).
 pub async fn exchange(
     ctx: &Context<'_>,
     client: &ClientConfig,
     request: Request,
 ) -> Result<Value, OAuthError> {
-    let token = request.refresh_token.as_deref();
-    let grant: RefreshGrant = redeem(ctx, client, token, &REFRESH_TOKEN).await?;
+    super::allowed(client, GrantType::RefreshToken)?;
+    let token = request
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
+    let grant = match ctx
+        .store
+        .get::<RefreshGrant>(Key::RefreshToken(token))
+        .await?
+    {
+        Some(grant) => {
+            check(ctx, client, &grant, request.scope.as_deref()).await?;
+            let redeemed = Redeemed {
+                at: ctx.now,
+                grant: grant.clone(),
+            };
+            // The marker goes first: a concurrent use that loses the take below finds it.
+            ctx.store
+                .put(
+                    Key::RefreshTokenUsed(token),
+                    &redeemed,
+                    client.refresh_token_ttl,
+                )
+                .await?;
+            match ctx
+                .store
+                .take::<RefreshGrant>(Key::RefreshToken(token))
+                .await?
+            {
+                Some(_) => grant,
+                None => reused(ctx, client, token, request.scope.as_deref()).await?,
+            }
+        }
+        None => reused(ctx, client, token, request.scope.as_deref()).await?,
+    };
+    issue(ctx, client, grant, request.scope.as_deref()).await
+}
+
+/// The refresh request is valid for this grant: its client, its family alive, its scopes.
+async fn check(
+    ctx: &Context<'_>,
+    client: &ClientConfig,
+    grant: &RefreshGrant,
+    scope: Option<&str>,
+) -> Result<(), OAuthError> {
+    if grant.client_id != client.id {
+        return Err(OAuthError::InvalidGrant(
+            "the refresh token was issued to another client".into(),
+        ));
+    }
     if !ctx.store.family_active(&grant.family).await? {
         return Err(OAuthError::InvalidGrant(
             "the refresh token was revoked".into(),
         ));
     }
-    if let Some(token) = token {
-        ctx.store
-            .put(
-                Key::RefreshTokenUsed(token),
-                &grant.family,
-                client.refresh_token_ttl,
-            )
-            .await?;
-    }
-    let scopes = match &request.scope {
-        None => grant.scopes.clone(),
-        Some(s) => {
-            let requested = split_scopes(s);
-            if let Some(bad) = requested.iter().find(|r| !grant.scopes.contains(r)) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "scope {bad} was not granted"
-                )));
-            }
-            requested
-        }
+    narrowed(grant, scope).map(|_| ())
+}
+
+/// A refresh token used again: within the reuse interval, its grant once more; otherwise the
+/// family is revoked.
+async fn reused(
+    ctx: &Context<'_>,
+    client: &ClientConfig,
+    token: &str,
+    scope: Option<&str>,
+) -> Result<RefreshGrant, OAuthError> {
+    let invalid =
+        || OAuthError::InvalidGrant("the refresh token is invalid, expired or already used".into());
+    let Some(redeemed) = ctx
+        .store
+        .get::<Redeemed>(Key::RefreshTokenUsed(token))
+        .await?
+    else {
+        return Err(invalid());
     };
+    if ctx.now < redeemed.at + ctx.settings.refresh_reuse_interval
+        && redeemed.grant.client_id == client.id
+    {
+        check(ctx, client, &redeemed.grant, scope).await?;
+        return Ok(redeemed.grant);
+    }
+    ctx.store.revoke_family(&redeemed.grant.family).await?;
+    tracing::warn!("a refresh token was used twice; its family is revoked");
+    Err(invalid())
+}
+
+/// Mints the refreshed tokens, in the grant's family.
+async fn issue(
+    ctx: &Context<'_>,
+    client: &ClientConfig,
+    grant: RefreshGrant,
+    scope: Option<&str>,
+) -> Result<Value, OAuthError> {
+    let scopes = narrowed(&grant, scope)?;
     let user = ctx
         .view
         .users

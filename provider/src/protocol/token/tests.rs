@@ -8,7 +8,9 @@ use serde_json::Value;
 use super::{TokenRequest, code::CodeGrant, exchange};
 use crate::{
     config::View,
-    protocol::{Context, OAuthError, client_auth, params::Params, token::code::issue_code},
+    protocol::{
+        Context, OAuthError, Settings, client_auth, params::Params, token::code::issue_code,
+    },
     store::Store,
     test_support::{CHALLENGE, VERIFIER, view},
 };
@@ -23,6 +25,7 @@ fn params(pairs: &[(&str, &str)]) -> Params {
 struct Fixture {
     view: View,
     store: Store,
+    settings: Settings,
 }
 
 impl Fixture {
@@ -30,14 +33,20 @@ impl Fixture {
         Self {
             view: view(None).0,
             store: Store::memory(),
+            settings: Settings::default(),
         }
     }
 
     fn ctx(&self) -> Context<'_> {
+        self.ctx_at(crate::protocol::now())
+    }
+
+    fn ctx_at(&self, now: u64) -> Context<'_> {
         Context {
             view: &self.view,
             store: &self.store,
-            now: crate::protocol::now(),
+            now,
+            settings: &self.settings,
         }
     }
 
@@ -218,4 +227,55 @@ fn client_authentication_decodes_basic_and_refuses_two_methods() {
     assert!(public.unwrap().public);
     let missing = client_auth::authenticate(&view, None, &Params::new()).unwrap_err();
     assert_eq!(missing.code(), "invalid_client");
+}
+
+#[tokio::test]
+async fn a_refresh_token_used_twice_at_once_succeeds_later_reuse_revokes_the_family() {
+    let mut f = Fixture::new();
+    f.settings.refresh_reuse_interval = 5;
+    let code = f
+        .code("spa", "https://spa.example/cb", Some(CHALLENGE))
+        .await;
+    let first = f.redeem(&code, Some(VERIFIER)).await.unwrap();
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |now: u64, token: String| {
+        let f = &f;
+        async move {
+            let client = f.view.client("spa").unwrap();
+            let form = params(&[("grant_type", "refresh_token"), ("refresh_token", &token)]);
+            exchange(&f.ctx_at(now), &client, TokenRequest::parse(&form).unwrap()).await
+        }
+    };
+    let now = crate::protocol::now();
+    // An invalid request does not consume the token.
+    let client = f.view.client("spa").unwrap();
+    let wide = params(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &r1),
+        ("scope", "openid email"),
+    ]);
+    let e = exchange(&f.ctx_at(now), &client, TokenRequest::parse(&wide).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_scope");
+    // Two refreshes at once: both succeed, in one family.
+    let (a, b) = tokio::join!(refresh(now, r1.clone()), refresh(now, r1.clone()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (ra, rb) = (
+        a["refresh_token"].as_str().unwrap(),
+        b["refresh_token"].as_str().unwrap(),
+    );
+    assert_ne!(ra, rb);
+    assert!(
+        refresh(now + 1, ra.to_string()).await.is_ok(),
+        "the family is alive"
+    );
+    // After the interval, a reuse is theft: the family goes.
+    let e = refresh(now + 10, r1.clone()).await.unwrap_err();
+    assert_eq!(e.code(), "invalid_grant");
+    let e = refresh(now + 10, rb.to_string()).await.unwrap_err();
+    assert_eq!(
+        e,
+        OAuthError::InvalidGrant("the refresh token was revoked".into())
+    );
 }
