@@ -88,6 +88,11 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_REFRESH_REUSE_INTERVAL", default_value_t = 3)]
     pub refresh_reuse_interval: u64,
 
+    /// MiB that password checks may take at once (each Argon2 check takes its hash's memory
+    /// cost, 19 MiB by default); sign-ins beyond it wait up to 2 s, then are asked to retry.
+    #[arg(long, env = "KUBE_OIDC_PASSWORD_HASH_MEMORY", default_value_t = 48)]
+    pub password_hash_memory: u32,
+
     /// Accept registration metadata URLs on private and loopback addresses.
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_ALLOW_PRIVATE_URLS")]
     pub registration_allow_private_urls: bool,

@@ -102,6 +102,10 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         registration,
         settings: protocol::Settings {
             refresh_reuse_interval: args.refresh_reuse_interval,
+            passwords: Arc::new(protocol::login::PasswordBudget::new(
+                args.password_hash_memory.max(1),
+                std::time::Duration::from_secs(2),
+            )),
         },
     });
     serve(&args, &issuer, http::router(state)).await

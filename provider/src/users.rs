@@ -178,6 +178,18 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 /// takes as long as a wrong password.
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The memory a check of `user`'s password takes, in MiB (the Argon2 `m` parameter of its hash,
+/// or of the dummy hash for an unknown user).
+pub fn verification_cost_mib(user: Option<&User>) -> u32 {
+    let dummy = DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default());
+    let phc = user.map(|u| u.password_hash.as_str()).unwrap_or(dummy);
+    let kib = PasswordHash::new(phc)
+        .ok()
+        .and_then(|h| h.params.get_decimal("m"))
+        .unwrap_or(argon2::Params::DEFAULT_M_COST);
+    kib.div_ceil(1024).max(1)
+}
+
 /// Checks a password; CPU-heavy, so call it from a blocking thread.
 pub fn verify_password(user: Option<&User>, password: &str) -> bool {
     let dummy = DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default());

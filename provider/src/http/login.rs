@@ -59,6 +59,10 @@ pub async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many failed attempts. Wait 15 minutes and try again.",
             )),
+            SignIn::Busy => Ok(again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many people are signing in right now. Try again in a moment.",
+            )),
             SignIn::Refused => Ok(again(
                 StatusCode::UNAUTHORIZED,
                 "Wrong username or password.",

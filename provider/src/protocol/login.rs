@@ -12,11 +12,40 @@ const THROTTLE_WINDOW: Duration = Duration::from_secs(900);
 const MAX_FAILURES_PER_USER: u64 = 5;
 const MAX_FAILURES_PER_IP: u64 = 20;
 
+/// The memory password checks may take at once. Each Argon2 check takes its hash's `m` (19 MiB by
+/// default) for its duration: without a bound, a few dozen anonymous sign-ins exhaust a pod's
+/// memory. A check waits for its share at most `wait`, then the user is asked to try again.
+#[derive(Debug)]
+pub struct PasswordBudget {
+    mib: tokio::sync::Semaphore,
+    total_mib: u32,
+    wait: Duration,
+}
+
+impl PasswordBudget {
+    pub fn new(total_mib: u32, wait: Duration) -> Self {
+        Self {
+            mib: tokio::sync::Semaphore::new(total_mib as usize),
+            total_mib,
+            wait,
+        }
+    }
+}
+
+impl Default for PasswordBudget {
+    /// Two default Argon2 checks at once, waiting up to 2 seconds.
+    fn default() -> Self {
+        Self::new(48, Duration::from_secs(2))
+    }
+}
+
 /// The outcome of a sign-in attempt.
 #[derive(Debug)]
 pub enum SignIn {
     /// Too many recent failures for the user or the address: not even tried.
     Throttled,
+    /// Too many sign-ins at this moment: not tried; the user tries again.
+    Busy,
     /// Wrong username or password.
     Refused,
     SignedIn(Session),
@@ -37,6 +66,14 @@ pub async fn sign_in(
         return Ok(SignIn::Throttled);
     }
     let user = ctx.view.users.by_name(username);
+    let budget = &ctx.settings.passwords;
+    // A hash larger than the whole budget still runs, alone.
+    let cost = users::verification_cost_mib(user.as_deref()).min(budget.total_mib);
+    let Ok(Ok(_permit)) = tokio::time::timeout(budget.wait, budget.mib.acquire_many(cost)).await
+    else {
+        tracing::warn!(%ip, "sign-in refused: password checks are at their memory budget");
+        return Ok(SignIn::Busy);
+    };
     let candidate = user.clone();
     // Argon2 is CPU-heavy: off the async executor.
     let ok = tokio::task::spawn_blocking(move || {
@@ -55,4 +92,49 @@ pub async fn sign_in(
     Ok(SignIn::SignedIn(
         Session::start(store, user.subject(), ctx.now).await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        protocol::Settings,
+        store::Store,
+        test_support::{PASSWORD, view},
+    };
+
+    /// With the budget taken by other checks, a sign-in is told to retry instead of taking more
+    /// memory; once they are done, sign-ins go through again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_checks_stay_within_their_memory_budget() {
+        let (view, _) = view(None);
+        let store = Store::memory();
+        let settings = Settings {
+            passwords: Arc::new(PasswordBudget::new(19, Duration::from_millis(50))),
+            ..Settings::default()
+        };
+        let ctx = Context {
+            view: &view,
+            store: &store,
+            now: 1,
+            settings: &settings,
+        };
+        // Another check holds the whole budget.
+        let held = settings.passwords.mib.acquire_many(19).await.unwrap();
+        let busy = sign_in(&ctx, "alice", PASSWORD.into(), "10.0.0.2")
+            .await
+            .unwrap();
+        assert!(matches!(busy, SignIn::Busy), "{busy:?}");
+        // Not counted as a failure: nothing was checked.
+        assert_eq!(store.counter(Key::UserFailures("alice")).await.unwrap(), 0);
+        drop(held);
+        let again = sign_in(&ctx, "alice", PASSWORD.into(), "10.0.0.2")
+            .await
+            .unwrap();
+        assert!(matches!(again, SignIn::SignedIn(_)), "{again:?}");
+        assert_eq!(users::verification_cost_mib(None), 19);
+    }
 }

@@ -35,12 +35,14 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
 }
 
-/// How the provider applies the protocol where the RFCs leave a choice.
+/// How the provider applies the protocol where the RFCs leave a choice, and its budgets.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// Seconds after a refresh token's redemption in which a second use of it (two refreshes at
     /// once) succeeds without revoking its family; 0 treats every second use as theft.
     pub refresh_reuse_interval: u64,
+    /// The memory password checks may take at once.
+    pub passwords: std::sync::Arc<login::PasswordBudget>,
 }
 
 /// The system clock in seconds since the epoch: what the HTTP layer passes as [`Context::now`].
