@@ -190,6 +190,42 @@ pub fn verification_cost_mib(user: Option<&User>) -> u32 {
     kib.div_ceil(1024).max(1)
 }
 
+/// Checks a password with `memory` as Argon2's working memory, grown to the hash's cost when it
+/// is smaller: callers keep a few buffers and reuse them, so checks never allocate (a freed 19 MiB
+/// block stays with the allocator: fresh buffers per check grew a storm to 600 MB). CPU-heavy:
+/// call it from a blocking thread.
+pub fn verify_password_in(
+    user: Option<&User>,
+    password: &str,
+    memory: &mut Vec<argon2::Block>,
+) -> bool {
+    let dummy = DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default());
+    let phc = user.map(|u| u.password_hash.as_str()).unwrap_or(dummy);
+    let ok = check_in(phc, password, memory).unwrap_or(false);
+    ok && user.is_some()
+}
+
+fn check_in(phc: &str, password: &str, memory: &mut Vec<argon2::Block>) -> Option<bool> {
+    let hash = PasswordHash::new(phc).ok()?;
+    let expected = hash.hash?;
+    let params = argon2::Params::try_from(&hash).ok()?;
+    let algorithm = argon2::Algorithm::try_from(hash.algorithm).ok()?;
+    let version = match hash.version {
+        Some(v) => argon2::Version::try_from(v).ok()?,
+        None => argon2::Version::default(),
+    };
+    let mut salt = [0u8; 64];
+    let salt = hash.salt?.decode_b64(&mut salt).ok()?;
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
+        .ok()?;
+    Some(aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok())
+}
+
 /// Checks a password; CPU-heavy, so call it from a blocking thread.
 pub fn verify_password(user: Option<&User>, password: &str) -> bool {
     let dummy = DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default());
@@ -221,6 +257,14 @@ mod tests {
         assert!(verify_password(Some(&alice), "s3cret"));
         assert!(!verify_password(Some(&alice), "wrong"));
         assert!(!verify_password(None, "s3cret"));
+        // The same answers with reused working memory, which grows once to the hash's cost.
+        let mut memory = Vec::new();
+        assert!(verify_password_in(Some(&alice), "s3cret", &mut memory));
+        assert_eq!(memory.len(), 19 * 1024);
+        assert!(!verify_password_in(Some(&alice), "wrong", &mut memory));
+        assert!(verify_password_in(Some(&alice), "s3cret", &mut memory));
+        assert!(!verify_password_in(None, "s3cret", &mut memory));
+        assert_eq!(memory.len(), 19 * 1024);
         let claims = alice.claims();
         assert_eq!(claims["email_verified"], true);
         assert_eq!(claims["department"], "platform");

@@ -15,11 +15,14 @@ const MAX_FAILURES_PER_IP: u64 = 20;
 /// The memory password checks may take at once. Each Argon2 check takes its hash's `m` (19 MiB by
 /// default) for its duration: without a bound, a few dozen anonymous sign-ins exhaust a pod's
 /// memory. A check waits for its share at most `wait`, then the user is asked to try again.
+/// Checks reuse working memory from a pool, so the budget is what the process holds, whatever
+/// the allocator keeps.
 #[derive(Debug)]
 pub struct PasswordBudget {
     mib: tokio::sync::Semaphore,
     total_mib: u32,
     wait: Duration,
+    memory: std::sync::Mutex<Vec<Vec<argon2::Block>>>,
 }
 
 impl PasswordBudget {
@@ -28,7 +31,24 @@ impl PasswordBudget {
             mib: tokio::sync::Semaphore::new(total_mib as usize),
             total_mib,
             wait,
+            memory: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// A working memory buffer: a returned one, or a new empty one (grown by the check).
+    fn borrow(&self) -> Vec<argon2::Block> {
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give_back(&self, buffer: Vec<argon2::Block>) {
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(buffer);
     }
 }
 
@@ -75,12 +95,15 @@ pub async fn sign_in(
         return Ok(SignIn::Busy);
     };
     let candidate = user.clone();
+    let mut memory = budget.borrow();
     // Argon2 is CPU-heavy: off the async executor.
-    let ok = tokio::task::spawn_blocking(move || {
-        users::verify_password(candidate.as_deref(), &password)
+    let (ok, memory) = tokio::task::spawn_blocking(move || {
+        let ok = users::verify_password_in(candidate.as_deref(), &password, &mut memory);
+        (ok, memory)
     })
     .await
-    .unwrap_or(false);
+    .unwrap_or_default();
+    budget.give_back(memory);
     let Some(user) = user.filter(|_| ok) else {
         store
             .count(Key::UserFailures(username), THROTTLE_WINDOW)
