@@ -15,7 +15,7 @@ use super::{
     extract::{ClientIp, Parameters, SESSION_COOKIE, cookie},
     pages,
     respond::{no_store_json, page, token_error, unavailable_page},
-    token::authenticated,
+    token::for_client,
 };
 use crate::protocol::{device, params::parse_params, session::Session};
 
@@ -25,28 +25,21 @@ pub async fn device_authorization(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let view = s.view.load_full();
-    let ctx = s.context(&view);
-    let result = async {
-        let (params, client) = authenticated(&view, &headers, &body)?;
-        device::start(&ctx, &client, params.get("scope").map(String::as_str)).await
-    }
+    let result = for_client(&s, &headers, &body, async |ctx, client, params| {
+        let a = device::start(ctx, client, params.get("scope").map(String::as_str)).await?;
+        let uri = format!("{}/device", ctx.view.issuer);
+        Ok(json!({
+            "device_code": a.device_code,
+            "user_code": a.user_code,
+            "verification_uri": uri,
+            "verification_uri_complete": format!("{uri}?user_code={}", a.user_code),
+            "expires_in": a.expires_in,
+            "interval": a.interval,
+        }))
+    })
     .await;
     match result {
-        Ok(a) => {
-            let uri = format!("{}/device", view.issuer);
-            no_store_json(
-                StatusCode::OK,
-                json!({
-                    "device_code": a.device_code,
-                    "user_code": a.user_code,
-                    "verification_uri": uri,
-                    "verification_uri_complete": format!("{uri}?user_code={}", a.user_code),
-                    "expires_in": a.expires_in,
-                    "interval": a.interval,
-                }),
-            )
-        }
+        Ok(body) => no_store_json(StatusCode::OK, body),
         Err(e) => token_error(&e),
     }
 }

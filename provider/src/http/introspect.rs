@@ -10,17 +10,14 @@ use axum::{
 use super::{
     Shared,
     respond::{no_store_json, token_error},
-    token::authenticated,
+    token::for_client,
 };
 use crate::protocol::introspect;
 
 pub async fn introspect(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let view = s.view.load_full();
-    let ctx = s.context(&view);
-    let result = async {
-        let (params, caller) = authenticated(&view, &headers, &body)?;
-        introspect::introspect(&ctx, &caller, params.get("token").map(String::as_str)).await
-    }
+    let result = for_client(&s, &headers, &body, async |ctx, caller, params| {
+        introspect::introspect(ctx, caller, params.get("token").map(String::as_str)).await
+    })
     .await;
     match result {
         Ok(body) => no_store_json(StatusCode::OK, body),

@@ -8,7 +8,7 @@ use axum::{
 };
 
 use super::{
-    Shared, extract,
+    AppState, Shared, extract,
     respond::{no_store_json, token_error},
 };
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::{
     config::{ClientConfig, View},
     protocol::{
-        OAuthError, client_auth,
+        Context, OAuthError, client_auth,
         params::{Params, parse_params},
         token::{self, TokenRequest},
     },
@@ -34,17 +34,26 @@ pub fn authenticated(
     Ok((params, client))
 }
 
-pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+/// Authenticates the client of a token-family request and runs `call` for it.
+pub async fn for_client<T>(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    call: impl AsyncFnOnce(&Context<'_>, &ClientConfig, &Params) -> Result<T, OAuthError>,
+) -> Result<T, OAuthError> {
     let view = s.view.load_full();
-    let ctx = s.context(&view);
-    let result = async {
-        let (params, client) = authenticated(&view, &headers, &body)?;
-        let request = TokenRequest::parse(&params)?;
+    let (params, client) = authenticated(&view, headers, body)?;
+    call(&s.context(&view), &client, &params).await
+}
+
+pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = for_client(&s, &headers, &body, async |ctx, client, params| {
+        let request = TokenRequest::parse(params)?;
         let grant = request.grant_type();
-        let response = token::exchange(&ctx, &client, request).await?;
+        let response = token::exchange(ctx, client, request).await?;
         s.metrics.token_issued(grant);
-        Ok::<_, OAuthError>(response)
-    }
+        Ok(response)
+    })
     .await;
     match result {
         Ok(json) => no_store_json(StatusCode::OK, json),

@@ -18,6 +18,21 @@ pub enum Store {
 
 const PREFIX: &str = "kube-oidc:";
 
+/// A Redis command on one of the store's keys.
+fn keyed(command: &str, key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd(command);
+    cmd.arg(format!("{PREFIX}{key}"));
+    cmd
+}
+
+/// Runs a command on the shared connection (the manager reconnects by itself).
+async fn query<T: redis::FromRedisValue>(
+    c: &redis::aio::ConnectionManager,
+    cmd: &redis::Cmd,
+) -> Result<T, StoreError> {
+    Ok(cmd.query_async(&mut c.clone()).await?)
+}
+
 fn ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -50,15 +65,9 @@ impl Store {
                 Ok(())
             }
             Store::Redis(c) => {
-                let mut c = c.clone();
-                redis::cmd("SET")
-                    .arg(format!("{PREFIX}{key}"))
-                    .arg(value)
-                    .arg("PX")
-                    .arg(ms(ttl))
-                    .query_async::<()>(&mut c)
-                    .await?;
-                Ok(())
+                let mut cmd = keyed("SET", key);
+                cmd.arg(value).arg("PX").arg(ms(ttl));
+                query(c, &cmd).await
             }
         }
     }
@@ -66,13 +75,7 @@ impl Store {
     pub(super) async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.get(key)),
-            Store::Redis(c) => {
-                let mut c = c.clone();
-                Ok(redis::cmd("GET")
-                    .arg(format!("{PREFIX}{key}"))
-                    .query_async(&mut c)
-                    .await?)
-            }
+            Store::Redis(c) => query(c, &keyed("GET", key)).await,
         }
     }
 
@@ -80,13 +83,7 @@ impl Store {
     pub(super) async fn take_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.take(key)),
-            Store::Redis(c) => {
-                let mut c = c.clone();
-                Ok(redis::cmd("GETDEL")
-                    .arg(format!("{PREFIX}{key}"))
-                    .query_async(&mut c)
-                    .await?)
-            }
+            Store::Redis(c) => query(c, &keyed("GETDEL", key)).await,
         }
     }
 
@@ -96,14 +93,7 @@ impl Store {
                 m.take(key);
                 Ok(())
             }
-            Store::Redis(c) => {
-                let mut c = c.clone();
-                redis::cmd("DEL")
-                    .arg(format!("{PREFIX}{key}"))
-                    .query_async::<()>(&mut c)
-                    .await?;
-                Ok(())
-            }
+            Store::Redis(c) => query(c, &keyed("DEL", key)).await,
         }
     }
 
@@ -131,11 +121,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Memory(_) => Ok(()),
-            Store::Redis(c) => {
-                let mut c = c.clone();
-                redis::cmd("PING").query_async::<()>(&mut c).await?;
-                Ok(())
-            }
+            Store::Redis(c) => query(c, &redis::cmd("PING")).await,
         }
     }
 }
