@@ -439,3 +439,44 @@ async fn code_single_use_pkce_and_redirect_uri_are_enforced() {
     .await;
     assert_eq!(r.json()["error"], "invalid_grant");
 }
+
+/// Fields stored with a pending request have bounded sizes (the store must not fill from
+/// anonymous requests); an oversized `state` is not echoed back.
+#[tokio::test]
+async fn oversized_request_fields_are_refused() {
+    let h = harness();
+    for (name, len) in [
+        ("login_hint", 257),
+        ("claims", 4097),
+        ("id_token_hint", 8193),
+    ] {
+        let extra = format!("&{name}={}", "a".repeat(len));
+        let r = call(
+            &h,
+            Request::get(authorize_uri("web", "https://web.example/cb", &extra))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FOUND, "{name}");
+        let q = r.query();
+        assert_eq!(q["error"], "invalid_request", "{name}");
+        assert!(q["error_description"].contains(name));
+        assert_eq!(q["state"], "st ate");
+    }
+    let big_state = "s".repeat(60 * 1024);
+    let r = call(
+        &h,
+        Request::get(format!(
+            "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid&state={big_state}"
+        ))
+        .body(Body::empty())
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    let q = r.query();
+    assert_eq!(q["error"], "invalid_request");
+    assert!(!q.contains_key("state"), "a 60 KB state is not echoed");
+    assert!(r.location().as_str().len() < 1024);
+}

@@ -48,9 +48,34 @@ pub enum AuthorizeError {
     },
 }
 
+/// The longest `state` kept and echoed back.
+const MAX_STATE: usize = 2048;
+/// The longest values stored with a pending request: enough for any relying party, small enough
+/// that anonymous requests cannot fill the store (each pending request lives 10 minutes).
+const MAX_LENGTHS: [(&str, usize); 5] = [
+    ("state", MAX_STATE),
+    ("nonce", 512),
+    ("login_hint", 256),
+    ("claims", 4096),
+    ("id_token_hint", 8192),
+];
+
 /// Validates an authorization request (OpenID Connect Core §3.1.2, RFC 6749 §4.1, RFC 7636).
 pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, AuthorizeError> {
     let (client, redirect_uri) = client_and_redirect_uri(view, p)?;
+    if let Some((name, max)) = MAX_LENGTHS
+        .iter()
+        .find(|(name, max)| p.get(*name).is_some_and(|v| v.len() > *max))
+    {
+        // Stored with the pending request and echoed back: refused, and an oversized state is
+        // not echoed.
+        let state = p.get("state").filter(|s| s.len() <= MAX_STATE).cloned();
+        return Err(AuthorizeError::Redirect {
+            redirect_uri,
+            state,
+            error: OAuthError::InvalidRequest(format!("{name} is longer than {max} bytes")),
+        });
+    }
     let state = p.get("state").cloned();
     let redirect = |error: OAuthError| AuthorizeError::Redirect {
         redirect_uri: redirect_uri.clone(),
@@ -430,4 +455,35 @@ pub fn scope_descriptions(ctx: &Context<'_>, scopes: &[String]) -> Vec<(String, 
             (sc.clone(), d)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::test_support::{CHALLENGE, view};
+
+    #[test]
+    fn every_stored_field_has_a_bound() {
+        let (view, _) = view(None);
+        for (name, max) in MAX_LENGTHS {
+            let mut p: Params = [
+                ("response_type", "code"),
+                ("client_id", "spa"),
+                ("redirect_uri", "https://spa.example/cb"),
+                ("scope", "openid"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            p.insert(name.to_string(), "a".repeat(max + 1));
+            let Err(AuthorizeError::Redirect { error, .. }) = validate(&view, &p) else {
+                panic!("{name} of {} bytes accepted", max + 1);
+            };
+            assert_eq!(error.code(), "invalid_request");
+            assert!(error.description().starts_with(name), "{error}");
+        }
+    }
 }
