@@ -31,6 +31,11 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_STORE", default_value = "memory", value_parser = StoreUrl::parse)]
     pub store: StoreUrl,
 
+    /// Prefix of every key this installation keeps in Redis: installations sharing one Redis set
+    /// different ones.
+    #[arg(long, env = "KUBE_OIDC_STORE_PREFIX", default_value = crate::store::DEFAULT_PREFIX)]
+    pub store_prefix: String,
+
     /// The provider's namespace: SigningKeys, OidcScopes and the users Secret.
     #[arg(long, env = "KUBE_OIDC_NAMESPACE", default_value = "kube-oidc")]
     pub namespace: String,

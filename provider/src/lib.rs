@@ -88,7 +88,7 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     let registration = watch_or_load(&args, &issuer, &view, &metrics, policy).await?;
     let store = match &args.store {
         StoreUrl::Memory => store::Store::memory(),
-        StoreUrl::Redis(url) => store::Store::redis(url).await?,
+        StoreUrl::Redis(url) => store::Store::redis(url, &args.store_prefix).await?,
     };
     let state = Arc::new(http::AppState {
         view,

@@ -68,7 +68,9 @@ async fn login_is_csrf_protected_and_throttled() {
 #[tokio::test]
 async fn a_dead_redis_gets_a_protocol_error() {
     let mut redis = kube_oidc_tests::RedisServer::start();
-    let store = Store::redis(&redis.url).await.unwrap();
+    let store = Store::redis(&redis.url, crate::store::DEFAULT_PREFIX)
+        .await
+        .unwrap();
     let h = harness_with(store);
     redis.stop();
     let r = token(

@@ -13,24 +13,38 @@ use super::StoreError;
 #[derive(Clone)]
 pub enum Store {
     Memory(Arc<MemoryStore>),
-    Redis(redis::aio::ConnectionManager),
+    Redis(RedisStore),
 }
 
-const PREFIX: &str = "kube-oidc:";
+/// The default prefix of every key: installations sharing a Redis set their own.
+pub const DEFAULT_PREFIX: &str = "kube-oidc:";
 
-/// A Redis command on one of the store's keys.
-fn keyed(command: &str, key: &str) -> redis::Cmd {
-    let mut cmd = redis::cmd(command);
-    cmd.arg(format!("{PREFIX}{key}"));
-    cmd
+/// A Redis connection and the prefix of this installation's keys.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: redis::aio::ConnectionManager,
+    prefix: std::sync::Arc<str>,
+}
+
+impl RedisStore {
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// A command on one of the store's keys.
+    fn keyed(&self, command: &str, key: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd(command);
+        cmd.arg(self.key(key));
+        cmd
+    }
 }
 
 /// Runs a command on the shared connection (the manager reconnects by itself).
 async fn query<T: redis::FromRedisValue>(
-    c: &redis::aio::ConnectionManager,
+    c: &RedisStore,
     cmd: &redis::Cmd,
 ) -> Result<T, StoreError> {
-    Ok(cmd.query_async(&mut c.clone()).await?)
+    Ok(cmd.query_async(&mut c.conn.clone()).await?)
 }
 
 fn ms(ttl: Duration) -> u64 {
@@ -43,14 +57,17 @@ impl Store {
     }
 
     /// Connects to `redis://HOST:PORT[/DB]`; the connection manager reconnects by itself.
-    pub async fn redis(url: &str) -> Result<Self, StoreError> {
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1);
         let manager = redis::aio::ConnectionManager::new_with_config(client, config).await?;
-        Ok(Store::Redis(manager))
+        Ok(Store::Redis(RedisStore {
+            conn: manager,
+            prefix: prefix.into(),
+        }))
     }
 
     pub(super) async fn put_raw(
@@ -65,7 +82,7 @@ impl Store {
                 Ok(())
             }
             Store::Redis(c) => {
-                let mut cmd = keyed("SET", key);
+                let mut cmd = c.keyed("SET", key);
                 cmd.arg(value).arg("PX").arg(ms(ttl));
                 query(c, &cmd).await
             }
@@ -75,7 +92,7 @@ impl Store {
     pub(super) async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.get(key)),
-            Store::Redis(c) => query(c, &keyed("GET", key)).await,
+            Store::Redis(c) => query(c, &c.keyed("GET", key)).await,
         }
     }
 
@@ -83,7 +100,7 @@ impl Store {
     pub(super) async fn take_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.take(key)),
-            Store::Redis(c) => query(c, &keyed("GETDEL", key)).await,
+            Store::Redis(c) => query(c, &c.keyed("GETDEL", key)).await,
         }
     }
 
@@ -93,7 +110,7 @@ impl Store {
                 m.take(key);
                 Ok(())
             }
-            Store::Redis(c) => query(c, &keyed("DEL", key)).await,
+            Store::Redis(c) => query(c, &c.keyed("DEL", key)).await,
         }
     }
 
@@ -102,16 +119,15 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.incr(key, ttl)),
             Store::Redis(c) => {
-                let mut c = c.clone();
                 let script = redis::Script::new(
                     "local v = redis.call('INCR', KEYS[1]) \
                      if v == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
                      return v",
                 );
                 Ok(script
-                    .key(format!("{PREFIX}{key}"))
+                    .key(c.key(key))
                     .arg(ms(ttl))
-                    .invoke_async(&mut c)
+                    .invoke_async(&mut c.conn.clone())
                     .await?)
             }
         }
@@ -266,14 +282,33 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redis_store_passes_the_suite() {
         let server = kube_oidc_tests::RedisServer::start();
-        let store = Store::redis(&server.url).await.expect("connect to redis");
+        let store = Store::redis(&server.url, DEFAULT_PREFIX)
+            .await
+            .expect("connect to redis");
         suite(&store).await;
+    }
+
+    /// Two installations sharing one Redis, with their own prefixes, do not see each other's
+    /// keys.
+    #[tokio::test]
+    async fn key_prefixes_keep_installations_apart() {
+        let server = kube_oidc_tests::RedisServer::start();
+        let a = Store::redis(&server.url, "one:").await.unwrap();
+        let b = Store::redis(&server.url, "two:").await.unwrap();
+        a.put_raw("session:x", "a's", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(b.get_raw("session:x").await.unwrap(), None);
+        assert_eq!(
+            a.get_raw("session:x").await.unwrap().as_deref(),
+            Some("a's")
+        );
     }
 
     #[tokio::test]
     async fn a_dead_redis_is_an_error_not_a_hang() {
         let mut server = kube_oidc_tests::RedisServer::start();
-        let store = Store::redis(&server.url).await.unwrap();
+        let store = Store::redis(&server.url, DEFAULT_PREFIX).await.unwrap();
         server.stop();
         let started = Instant::now();
         let err = store.get_raw("anything").await.unwrap_err();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use backend::{MemoryStore, Store};
+pub use backend::{DEFAULT_PREFIX, MemoryStore, Store};
 pub use keys::{Key, hash_token};
 
 #[derive(Debug, thiserror::Error)]
