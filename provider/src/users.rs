@@ -4,7 +4,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use argon2::{
     Argon2,
-    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    password_hash::{PasswordHash, PasswordHasher, SaltString},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use serde::Deserialize;
@@ -178,12 +178,18 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 /// takes as long as a wrong password.
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The hash a check of `user`'s password runs against: theirs, or the dummy.
+fn phc_of(user: Option<&User>) -> &str {
+    match user {
+        Some(u) => &u.password_hash,
+        None => DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default()),
+    }
+}
+
 /// The memory a check of `user`'s password takes, in MiB (the Argon2 `m` parameter of its hash,
 /// or of the dummy hash for an unknown user).
 pub fn verification_cost_mib(user: Option<&User>) -> u32 {
-    let dummy = DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default());
-    let phc = user.map(|u| u.password_hash.as_str()).unwrap_or(dummy);
-    let kib = PasswordHash::new(phc)
+    let kib = PasswordHash::new(phc_of(user))
         .ok()
         .and_then(|h| h.params.get_decimal("m"))
         .unwrap_or(argon2::Params::DEFAULT_M_COST);
@@ -199,9 +205,7 @@ pub fn verify_password_in(
     password: &str,
     memory: &mut Vec<argon2::Block>,
 ) -> bool {
-    let dummy = DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default());
-    let phc = user.map(|u| u.password_hash.as_str()).unwrap_or(dummy);
-    let ok = check_in(phc, password, memory).unwrap_or(false);
+    let ok = check_in(phc_of(user), password, memory).unwrap_or(false);
     ok && user.is_some()
 }
 
@@ -226,18 +230,10 @@ fn check_in(phc: &str, password: &str, memory: &mut Vec<argon2::Block>) -> Optio
     Some(aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok())
 }
 
-/// Checks a password; CPU-heavy, so call it from a blocking thread.
+/// Checks a password with working memory of its own; CPU-heavy, so call it from a blocking
+/// thread. Sign-ins use [`verify_password_in`] with pooled memory.
 pub fn verify_password(user: Option<&User>, password: &str) -> bool {
-    let dummy = DUMMY_HASH.get_or_init(|| hash_password("kube-oidc dummy").unwrap_or_default());
-    let phc = user.map(|u| u.password_hash.as_str()).unwrap_or(dummy);
-    let ok = PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false);
-    ok && user.is_some()
+    verify_password_in(user, password, &mut Vec::new())
 }
 
 #[cfg(test)]
