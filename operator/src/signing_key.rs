@@ -286,31 +286,34 @@ fn secret_name(signing_key: &str, kid: &str) -> String {
     format!("{signing_key}-{hex}")
 }
 
-fn read_material(secret: &Secret) -> KeyMaterial {
+/// The key a labelled Secret holds: its algorithm and public JWK, checked against the Secret's
+/// annotations; why it cannot be read otherwise.
+fn material(secret: &Secret) -> Result<(Algorithm, crds::PublicJwk), String> {
     let annotations = secret.annotations();
-    let Some(alg) = annotations
+    let alg = annotations
         .get(ALG_ANNOTATION)
         .and_then(|a| serde_json::from_value::<Algorithm>(a.as_str().into()).ok())
-    else {
-        return KeyMaterial::Corrupt(format!("annotation {ALG_ANNOTATION} missing or unknown"));
-    };
-    let Some(pem) = secret
+        .ok_or_else(|| format!("annotation {ALG_ANNOTATION} missing or unknown"))?;
+    let pem = secret
         .data
         .as_ref()
         .and_then(|d| d.get(PRIVATE_KEY))
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
-    else {
-        return KeyMaterial::Corrupt(format!("data key {PRIVATE_KEY} missing"));
-    };
-    match keys::public_jwk(alg, &pem) {
-        Ok(jwk) if annotations.get(KID_ANNOTATION) == Some(&jwk.kid) => {
-            KeyMaterial::Valid { kid: jwk.kid }
-        }
-        Ok(jwk) => KeyMaterial::Corrupt(format!(
+        .ok_or_else(|| format!("data key {PRIVATE_KEY} missing"))?;
+    let jwk = keys::public_jwk(alg, &pem).map_err(|e| e.to_string())?;
+    if annotations.get(KID_ANNOTATION) != Some(&jwk.kid) {
+        return Err(format!(
             "the key's thumbprint {} does not match annotation {KID_ANNOTATION}",
             jwk.kid
-        )),
-        Err(e) => KeyMaterial::Corrupt(e.to_string()),
+        ));
+    }
+    Ok((alg, jwk))
+}
+
+fn read_material(secret: &Secret) -> KeyMaterial {
+    match material(secret) {
+        Ok((_, jwk)) => KeyMaterial::Valid { kid: jwk.kid },
+        Err(why) => KeyMaterial::Corrupt(why),
     }
 }
 
@@ -637,23 +640,13 @@ fn pending_key(
             newest_known.is_none_or(|newest| created.is_some_and(|c| c > newest))
         })
         .filter_map(|s| {
-            let KeyMaterial::Valid { kid } = read_material(s) else {
-                return None;
-            };
-            if s.annotations().get(ALG_ANNOTATION).map(String::as_str)
-                != Some(sk.spec.algorithm.as_str())
-                || revoked == Some(&kid)
-            {
-                return None;
-            }
-            let pem = s.data.as_ref()?.get(PRIVATE_KEY)?;
-            let jwk =
-                keys::public_jwk(sk.spec.algorithm, std::str::from_utf8(&pem.0).ok()?).ok()?;
+            let (alg, jwk) = material(s).ok()?;
             let size_matches = sk
                 .spec
                 .rsa_bits()
                 .is_none_or(|bits| keys::rsa_modulus_bits(&jwk) == Some(bits));
-            size_matches.then(|| (s.name_any(), jwk))
+            (alg == sk.spec.algorithm && size_matches && revoked != Some(&jwk.kid))
+                .then(|| (s.name_any(), jwk))
         })
         .max_by_key(|(name, _)| name.clone())
 }
