@@ -218,3 +218,32 @@ pub fn retain_lt_interval() -> Rule {
         "retain must be shorter than interval: a retired key stays published this long after it stopped signing",
     )
 }
+
+// ClusterLogin rules.
+
+/// An object name in the namespace (a DNS subdomain).
+pub fn object_name(field: &str) -> Rule {
+    rule(
+        format!("self.matches(r'{DNS_SUBDOMAIN_RE}')"),
+        &format!(
+            "{field} must be an object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+        ),
+    )
+}
+
+/// Claim names the rendered CEL rules can name: an identifier.
+pub const CLAIM_NAME_RE: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+
+pub fn claim_name() -> Rule {
+    rule(
+        format!("self.matches(r'{CLAIM_NAME_RE}')"),
+        "claim must be a claim name of letters, digits and '_' (such as email, preferred_username, sub or groups)",
+    )
+}
+
+pub fn exactly_one_ca_source() -> Rule {
+    rule(
+        "has(self.secret) != has(self.configMap)",
+        "set exactly one of issuerCA.secret and issuerCA.configMap",
+    )
+}

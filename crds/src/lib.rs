@@ -9,6 +9,7 @@
 
 pub mod cel;
 pub mod client;
+pub mod cluster_login;
 pub mod condition;
 pub mod keys;
 pub mod scope;
@@ -21,6 +22,9 @@ pub mod yaml;
 pub use client::{
     AccessTokenFormat, ClientType, ConsentPolicy, GrantType, OidcClient, OidcClientSpec,
     OidcClientStatus, PreviousSecret, ResponseType, TokenEndpointAuthMethod,
+};
+pub use cluster_login::{
+    CaReference, ClaimMapping, ClusterLogin, ClusterLoginSpec, ClusterLoginStatus, KeyReference,
 };
 pub use scope::{BUILTIN_SCOPES, BuiltinScope, OidcScope, OidcScopeSpec, OidcScopeStatus};
 pub use signing_key::{
@@ -37,6 +41,8 @@ pub const GROUP: &str = "kubeoidc.dev";
 /// API version of every kube-oidc resource.
 pub const VERSION: &str = "v1alpha1";
 
+/// Label on a ConfigMap the operator renders for the ClusterLogin it names.
+pub const CLUSTER_LOGIN_LABEL: &str = "kubeoidc.dev/cluster-login";
 /// Label on a Secret that holds key material of the SigningKey it names.
 pub const SIGNING_KEY_LABEL: &str = "kubeoidc.dev/signing-key";
 /// Annotation on a SigningKey: a new value rotates the key now.
@@ -51,7 +57,12 @@ pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt;
-    vec![OidcClient::crd(), OidcScope::crd(), SigningKey::crd()]
+    vec![
+        OidcClient::crd(),
+        OidcScope::crd(),
+        SigningKey::crd(),
+        ClusterLogin::crd(),
+    ]
 }
 
 /// The root of the source checkout, for tools and tests that read committed files.

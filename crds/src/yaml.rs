@@ -41,6 +41,22 @@ fn scalar(s: &str) -> String {
     }
 }
 
+/// Whether a multi-line string reads back the same as a literal block (`|`): one final newline,
+/// printable lines without trailing blanks, and a first line that sets the indentation.
+fn literal_block(s: &str) -> bool {
+    let Some(body) = s.strip_suffix('\n') else {
+        return false;
+    };
+    body.contains('\n')
+        && !body.ends_with('\n')
+        && !body.starts_with([' ', '\n'])
+        && body.lines().all(|l| {
+            !l.is_empty()
+                && !l.ends_with(' ')
+                && l.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+        })
+}
+
 fn inline(v: &Value) -> Option<String> {
     match v {
         Value::Null => Some("null".into()),
@@ -59,6 +75,13 @@ fn write(out: &mut String, v: &Value, indent: usize) {
         Value::Object(map) => {
             for (k, v) in map {
                 let _ = write!(out, "{pad}{}:", scalar(k));
+                if let Some(text) = v.as_str().filter(|t| literal_block(t)) {
+                    out.push_str(" |\n");
+                    for line in text.lines() {
+                        let _ = writeln!(out, "{pad}  {line}");
+                    }
+                    continue;
+                }
                 match inline(v) {
                     Some(s) => {
                         let _ = writeln!(out, " {s}");
@@ -118,6 +141,8 @@ mod tests {
             "numbers": ["1_000", "0o17", "12:30", "2001-12-14", ".inf", "-1", "+1", "1e3"],
             "text": "a: b # c\nsecond line",
             "empty": "",
+            "pem": "-----BEGIN CERTIFICATE-----\nMIIB: y\n-----END CERTIFICATE-----\n",
+            "two-newlines": "a\nb\n\n",
         });
         let out = super::to_string(&doc).unwrap();
         for quoted in [
@@ -138,6 +163,8 @@ mod tests {
             "- \"1e3\"",
             "\"a: b # c\\nsecond line\"",
             "empty: \"\"",
+            "pem: |\n  -----BEGIN CERTIFICATE-----\n  MIIB: y\n",
+            "\"a\\nb\\n\\n\"",
         ] {
             assert!(out.contains(quoted), "{quoted} not in\n{out}");
         }

@@ -3,9 +3,9 @@
 use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
-use crds::{OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
+use crds::{ClusterLogin, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Api, Client, Resource,
     core::DeserializeGuard,
@@ -19,6 +19,7 @@ use kube::{
 };
 
 mod client;
+mod cluster_login;
 mod error;
 mod leader;
 mod metrics;
@@ -409,13 +410,55 @@ async fn run_controllers(
     )
     .for_each(log_result);
 
+    let login_controller = cluster_login_controller(&client, &args, &shutdown, ctx.clone());
+
     metrics
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::select! {
-        _ = async { futures::join!(sk_controller, client_controller, scope_controller) } => {},
+        _ = async { futures::join!(sk_controller, client_controller, scope_controller, login_controller) } => {},
         _ = scope_reflector => {},
     }
+}
+
+/// ClusterLogins in the provider's namespace, re-rendered when their client, their CA or the
+/// ConfigMap they own changes.
+fn cluster_login_controller(
+    client: &Client,
+    args: &Args,
+    shutdown: &Shutdown,
+    ctx: Arc<Context>,
+) -> impl Future<Output = ()> {
+    let ns = &args.namespace;
+    let controller = Controller::new(
+        Api::<DeserializeGuard<ClusterLogin>>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+    );
+    let (for_maps, for_secrets, for_clients) =
+        (controller.store(), controller.store(), controller.store());
+    controller
+        .watches(
+            Api::<ConfigMap>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+            move |cm| cluster_login::logins_using_config_map(&for_maps, &cm),
+        )
+        .watches(
+            Api::<Secret>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+            move |s| cluster_login::logins_using_secret(&for_secrets, &s),
+        )
+        .watches(
+            Api::<DeserializeGuard<OidcClient>>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+            move |c| cluster_login::logins_using_client(&for_clients, &c),
+        )
+        .graceful_shutdown_on(shutdown.trigger())
+        .run(
+            |o, c| guarded("clusterlogin", o, c, cluster_login::reconcile),
+            error_policy("clusterlogin"),
+            ctx,
+        )
+        .for_each(log_result)
 }
 
 /// Every TLS connection of this process (the Kubernetes API) uses
