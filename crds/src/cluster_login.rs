@@ -52,7 +52,7 @@ pub struct ClusterLoginSpec {
     /// Where the issuer's CA certificate is, to inline it into the configuration. Leave it out
     /// when the issuer's certificate is signed by a CA that the API server and users' machines
     /// already trust.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "issuerCA", skip_serializing_if = "Option::is_none")]
     pub issuer_ca: Option<CaReference>,
 
     /// How the Kubernetes username is taken from the ID token.

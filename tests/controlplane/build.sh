@@ -14,6 +14,11 @@ BIN="$OUT/bin"
 want=(etcd kube-apiserver kube-controller-manager kubectl helm)
 missing=()
 for b in "${want[@]}"; do [[ -x "$BIN/$b" ]] || missing+=("$b"); done
+# kubelogin is named as kubectl finds plugins; a stamp says which version it is.
+kubelogin_current() {
+  [[ -x "$BIN/kubectl-oidc_login" && "$(cat "$BIN/kubectl-oidc_login.version" 2>/dev/null)" == "$KUBELOGIN_VERSION" ]]
+}
+kubelogin_current || missing+=(kubectl-oidc_login)
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "$BIN"
   exit 0
@@ -67,6 +72,32 @@ GO
   (cd "$d" && go mod tidy >/dev/null && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$BIN/helm.tmp" helm.sh/helm/v3/cmd/helm)
   mv "$BIN/helm.tmp" "$BIN/helm"
   echo "build.sh: helm $HELM_VERSION built" >&2
+fi
+
+# kubelogin (int128/kubelogin), the kubectl credential plugin of the kubectl login tests.
+if ! kubelogin_current; then
+  d="$OUT/src/kubelogin"; mkdir -p "$d"
+  cat >"$d/go.mod" <<GOMOD
+module kubeoidc.dev/controlplane/kubelogin
+
+go 1.24
+
+require github.com/int128/kubelogin $KUBELOGIN_VERSION
+GOMOD
+  cat >"$d/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/int128/kubelogin"
+GO
+  # The checksum database has no entry for this module: skip it for this module only.
+  (cd "$d" && export GONOSUMDB=github.com/int128/kubelogin &&
+    go mod tidy >/dev/null &&
+    go build -trimpath -ldflags "-s -w" -o "$BIN/kubectl-oidc_login.tmp" github.com/int128/kubelogin)
+  mv "$BIN/kubectl-oidc_login.tmp" "$BIN/kubectl-oidc_login"
+  echo "$KUBELOGIN_VERSION" >"$BIN/kubectl-oidc_login.version"
+  echo "build.sh: kubelogin $KUBELOGIN_VERSION built" >&2
 fi
 
 # Kubernetes: a wrapper module that requires k8s.io/kubernetes and replaces each staging module

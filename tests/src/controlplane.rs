@@ -211,7 +211,18 @@ fn kubeconfig_text(server: &str, ca: &Path, cert: &Path, key: &Path) -> String {
 
 impl ControlPlane {
     fn start() -> Result<ControlPlane, String> {
-        Self::start_with(true)
+        Self::start_with(true, &[])
+    }
+
+    /// Like [`ControlPlane::start_empty`], with more kube-apiserver arguments (for example
+    /// `--authentication-config=FILE`).
+    pub fn start_empty_with(apiserver_args: &[String]) -> ControlPlane {
+        crate::install_crypto_provider();
+        let args = apiserver_args.to_vec();
+        std::thread::spawn(move || Self::start_with(false, &args))
+            .join()
+            .unwrap_or_else(|_| Err("control plane start panicked".into()))
+            .unwrap_or_else(|e| panic!("the test control plane is not available: {e}"))
     }
 
     /// A control plane of its own that has no kube-oidc CRDs: what a new user installs into.
@@ -219,13 +230,13 @@ impl ControlPlane {
     /// start.
     pub fn start_empty() -> ControlPlane {
         crate::install_crypto_provider();
-        std::thread::spawn(|| Self::start_with(false))
+        std::thread::spawn(|| Self::start_with(false, &[]))
             .join()
             .unwrap_or_else(|_| Err("control plane start panicked".into()))
             .unwrap_or_else(|e| panic!("the test control plane is not available: {e}"))
     }
 
-    fn start_with(with_crds: bool) -> Result<ControlPlane, String> {
+    fn start_with(with_crds: bool, apiserver_args: &[String]) -> Result<ControlPlane, String> {
         let bin = binary_dir();
         let missing: Vec<&str> = BINARIES
             .iter()
@@ -291,32 +302,31 @@ impl ControlPlane {
         )?;
 
         let p = |p: &Path| p.display().to_string();
-        cp.spawn(
-            "kube-apiserver",
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", dir.join("apiserver-certs").display()),
-                format!("--tls-cert-file={}", p(&pki.server_cert)),
-                format!("--tls-private-key-file={}", p(&pki.server_key)),
-                format!("--client-ca-file={}", p(&pki.ca)),
-                "--authorization-mode=Node,RBAC".into(),
-                "--service-account-issuer=https://kubernetes.default.svc".into(),
-                format!("--service-account-key-file={}", p(&pki.sa_pub)),
-                format!("--service-account-signing-key-file={}", p(&pki.sa_key)),
-                "--service-cluster-ip-range=10.96.0.0/24".into(),
-                "--allow-privileged=true".into(),
-                "--enable-priority-and-fairness=false".into(),
-                "--endpoint-reconciler-type=none".into(),
-                "--disable-admission-plugins=ServiceAccount".into(),
-                format!("--audit-policy-file={}", p(&audit_policy)),
-                format!("--audit-log-path={}", p(&dir.join("audit.log"))),
-                "--audit-log-format=json".into(),
-                "--audit-log-mode=blocking".into(),
-            ],
-        )?;
+        let mut args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", p(&pki.server_cert)),
+            format!("--tls-private-key-file={}", p(&pki.server_key)),
+            format!("--client-ca-file={}", p(&pki.ca)),
+            "--authorization-mode=Node,RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc".into(),
+            format!("--service-account-key-file={}", p(&pki.sa_pub)),
+            format!("--service-account-signing-key-file={}", p(&pki.sa_key)),
+            "--service-cluster-ip-range=10.96.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            "--enable-priority-and-fairness=false".into(),
+            "--endpoint-reconciler-type=none".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            format!("--audit-policy-file={}", p(&audit_policy)),
+            format!("--audit-log-path={}", p(&dir.join("audit.log"))),
+            "--audit-log-format=json".into(),
+            "--audit-log-mode=blocking".into(),
+        ];
+        args.extend_from_slice(apiserver_args);
+        cp.spawn("kube-apiserver", &args)?;
 
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -461,6 +471,31 @@ impl ControlPlane {
         )
         .expect("write kubeconfig");
         path
+    }
+
+    /// The PEM certificate of the CA that signed the apiserver's and every test certificate.
+    pub fn ca_pem(&self) -> String {
+        fs::read_to_string(&self.ca).expect("read the CA certificate")
+    }
+
+    /// The CA certificate file.
+    pub fn ca_path(&self) -> &Path {
+        &self.ca
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses), signed by this control
+    /// plane's CA: (PEM certificate, PEM key).
+    pub fn server_certificate(&self, names: &[&str]) -> (String, String) {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
+        let ca_key = KeyPair::from_pem(&self.ca_key).expect("CA key");
+        let issuer = rcgen::Issuer::new(self.ca_params.clone(), ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("certificate names");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        (cert.pem(), key.serialize_pem())
     }
 
     /// Every write (create, update, patch, delete) `user` made to the API so far, as

@@ -60,9 +60,12 @@ impl Operator {
                 client_namespaces,
             ])
             .args(["--identity", identity, "--log-format", "text"])
-            .args(["--lease-duration", "3s", "--issuer", "https://issuer.test"])
+            .args(["--lease-duration", "3s"])
             .arg(format!("--metrics-listen=127.0.0.1:{metrics_port}"))
             .args(extra);
+        if !extra.contains(&"--issuer") {
+            cmd.args(["--issuer", "https://issuer.test"]);
+        }
         let log = format!("operator-{namespace}-{identity}");
         let child = cp.spawn_logged(&log, cmd).expect("start operator");
         Operator {

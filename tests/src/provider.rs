@@ -63,6 +63,29 @@ impl Provider {
         p
     }
 
+    /// Like [`Provider::in_cluster`], over TLS: the issuer is `https://127.0.0.1:<port>`.
+    pub fn in_cluster_tls(
+        cp: &ControlPlane,
+        namespace: &str,
+        port: u16,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Provider {
+        let user = format!("kube-oidc-provider-{namespace}-{port}");
+        let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
+        cmd.env("KUBECONFIG", cp.kubeconfig_for(&user))
+            .args(["--namespace", namespace, "--client-namespaces", namespace])
+            .args(["--store", "memory"])
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key);
+        let issuer = format!("https://127.0.0.1:{port}");
+        let mut p = Self::start_on(cmd, namespace, port, Some(&issuer));
+        p.kube_user = Some(user);
+        p
+    }
+
     /// Like [`Provider::in_cluster`], with a given issuer: replicas behind one URL share it.
     pub fn replica(cp: &ControlPlane, namespace: &str, store: &str, issuer: &str) -> Provider {
         let port = ControlPlane::free_port();

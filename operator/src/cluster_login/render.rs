@@ -109,6 +109,8 @@ pub fn render(i: &Inputs<'_>) -> Result<BTreeMap<String, String>, Problem> {
     if device {
         let mut a = args;
         a.push("--grant-type=device-code".into());
+        // The browser is on another device: print the URL and the code.
+        a.push("--skip-open-browser".into());
         files.insert(
             KUBECONFIG_DEVICE.to_string(),
             kubeconfig(
@@ -207,7 +209,7 @@ fn jwt_authenticator(i: &Inputs<'_>, client_id: &str) -> Value {
         "message": "usernames starting with system: are reserved for Kubernetes",
     }));
     claim_rules.push(json!({
-        "expression": format!("!has(claims.{group_claim}) || claims.{group_claim}.all(g, !string(g).startsWith('system:'))"),
+        "expression": format!("!has(claims.{group_claim}) || dyn(claims.{group_claim}).all(g, !string(g).startsWith('system:'))"),
         "message": "group names starting with system: are reserved for Kubernetes",
     }));
     json!({

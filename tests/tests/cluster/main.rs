@@ -21,6 +21,7 @@ use kube_oidc_tests::{control_plane, controlplane::crd_established};
 mod chart;
 mod examples;
 mod fresh;
+mod kubectl_login;
 mod operator;
 mod provider;
 mod readme;

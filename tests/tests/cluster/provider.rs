@@ -29,7 +29,7 @@ pub(crate) fn http() -> reqwest::Client {
         .unwrap()
 }
 
-fn field(html: &str, name: &str) -> String {
+pub(crate) fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -39,7 +39,7 @@ fn field(html: &str, name: &str) -> String {
     html[start..end].to_string()
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = B64.encode(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -54,7 +54,7 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-fn query(location: &str) -> HashMap<String, String> {
+pub(crate) fn query(location: &str) -> HashMap<String, String> {
     url::Url::parse(location)
         .unwrap()
         .query_pairs()
