@@ -46,6 +46,12 @@ pub async fn readiness(
         })
         .await?,
     );
+    all.extend(
+        ready_flags::<crds::ClusterLogin>(client, namespace, |l| {
+            l.status.as_ref().map(|s| &s.conditions)
+        })
+        .await?,
+    );
     let objects = all.len();
     let not_ready = all
         .into_iter()

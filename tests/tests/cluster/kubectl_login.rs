@@ -475,20 +475,96 @@ subjects:
     // Key rotation: new tokens are signed by the new key; the API server follows without a
     // restart.
     let old_kid = jsonwebtoken::decode_header(id_token).unwrap().kid.unwrap();
+    let sign_in = || tokens(&issuer, &ca_pem, "kubectl", &kubectl_cb, "alice");
+    let rotated = rotate(&ns, "first", &old_kid, sign_in).await;
+    let (code, review) = self_subject_review(&b, &rotated).await;
+    assert_eq!(code, 201, "after rotation: {review}");
+    assert_eq!(
+        self_subject_review(&b, id_token).await.0,
+        201,
+        "the retained key"
+    );
+    // kube-apiserver also caches a successful authentication of a token for 10 s (its
+    // built-in token cache): the checks of the same token below wait that out.
+    let cached_until = Instant::now() + Duration::from_secs(11);
+
+    // The caveat the README states: a revoked key stays trusted by the API server until it
+    // fetches the JWKS again, which it does when a token carries a kid it does not know.
+    let mut revoke = cp.kubectl();
+    revoke.args(["annotate", "signingkey", "main", "-n", &ns.name]);
+    revoke.arg(format!("kubeoidc.dev/revoke-kid={old_kid}"));
+    let (ok, _, err) = run(revoke);
+    assert!(ok, "{err}");
+    let jwks_client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    eventually(
+        "the revoked kid gone from /jwks",
+        Duration::from_secs(30),
+        || async {
+            let jwks: Value = jwks_client
+                .get(format!("{issuer}/jwks"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (!jwks.to_string().contains(&old_kid)).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(cached_until.saturating_duration_since(Instant::now())).await;
+    assert_eq!(
+        self_subject_review(&b, id_token).await.0,
+        201,
+        "the API server refetched the JWKS on its own: update the README's caveat"
+    );
+    let cached_until = Instant::now() + Duration::from_secs(11);
+    let newer_kid = jsonwebtoken::decode_header(&rotated).unwrap().kid.unwrap();
+    let newest = rotate(&ns, "second", &newer_kid, sign_in).await;
+    assert_eq!(self_subject_review(&b, &newest).await.0, 201);
+    tokio::time::sleep(cached_until.saturating_duration_since(Instant::now())).await;
+    assert_eq!(
+        self_subject_review(&b, id_token).await.0,
+        401,
+        "a token of the revoked key passed after the API server saw a new kid"
+    );
+    // kubectl itself, with a fresh login (the cached token was signed by the old key).
+    std::fs::remove_dir_all(dir.path().join("cache-browser")).unwrap();
+    let mut again = person_kubectl(&b, &kubeconfig, &ca_path, "alice");
+    again.args(["get", "pods"]);
+    let (ok, _, err) = run(again);
+    assert!(ok, "kubectl after rotation: {err}");
+    ns.delete().await;
+}
+
+/// Rotates the SigningKey `main` now (published 4 s before it signs) and returns an ID token
+/// from `sign_in` signed by a key other than `old_kid`.
+async fn rotate<F, Fut>(
+    ns: &kube_oidc_tests::TestNamespace,
+    value: &str,
+    old_kid: &str,
+    sign_in: F,
+) -> String
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
     ns.api::<crds::SigningKey>()
         .patch(
             "main",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"kubeoidc.dev/rotate": "now", "kubeoidc.dev/rotate-prepublish": "4s"}}})),
+            &Patch::Merge(json!({"metadata": {"annotations": {"kubeoidc.dev/rotate": value, "kubeoidc.dev/rotate-prepublish": "4s"}}})),
         )
         .await
         .unwrap();
-    let rotated = eventually(
+    eventually(
         "a token signed by the new key",
         Duration::from_secs(30),
         || async {
-            let t = tokens(&issuer, &ca_pem, "kubectl", &kubectl_cb, "alice").await;
-            let id = t["id_token"].as_str()?.to_string();
+            let id = sign_in().await["id_token"].as_str()?.to_string();
             let kid = jsonwebtoken::decode_header(&id).ok()?.kid?;
             if kid == old_kid {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -497,16 +573,7 @@ subjects:
             Some(id)
         },
     )
-    .await;
-    let (code, review) = self_subject_review(&b, &rotated).await;
-    assert_eq!(code, 201, "after rotation: {review}");
-    // kubectl itself, with a fresh login (the cached token was signed by the old key).
-    std::fs::remove_dir_all(dir.path().join("cache-browser")).unwrap();
-    let mut again = person_kubectl(&b, &kubeconfig, &ca_path, "alice");
-    again.args(["get", "pods"]);
-    let (ok, _, err) = run(again);
-    assert!(ok, "kubectl after rotation: {err}");
-    ns.delete().await;
+    .await
 }
 
 /// The Ready condition of a ClusterLogin: (status, reason, message).

@@ -140,8 +140,14 @@ async fn readme_commands_work_as_written() {
     let notes = run("helm install kube-oidc charts/kube-oidc ");
     assert!(notes.contains("https://login.example.com"), "{notes}");
     // The operator and the provider the chart deploys, run out of cluster (the test cluster has
-    // no nodes).
-    let _operator = Operator::start_for(cp, "kube-oidc", "my-team,team-a", "readme", &[]);
+    // no nodes), with the chart's defaults: clients in every namespace, the issuer installed.
+    let _operator = Operator::start_for(
+        cp,
+        "kube-oidc",
+        "*",
+        "readme",
+        &["--issuer", "https://login.example.com"],
+    );
     let mut provider_in_cluster = Provider::in_cluster(
         cp,
         "kube-oidc",
