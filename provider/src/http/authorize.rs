@@ -95,8 +95,15 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             client,
             started,
             scopes,
+            device_code,
         } => {
-            let html = pages::consent(&client.name, &scopes, &started.id, &started.csrf);
+            let html = pages::consent(
+                &client.name,
+                &scopes,
+                device_code.as_deref(),
+                &started.id,
+                &started.csrf,
+            );
             bound_page(view, html, &started.binding_cookie)
         }
         Next::UnknownClient => error_page(

@@ -19,7 +19,8 @@ pub fn escape(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem;color:#222}\
 h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}\
-button{margin-top:1rem;padding:.5rem 1.2rem;margin-right:.5rem}.error{color:#a00}ul{padding-left:1.2rem}";
+button{margin-top:1rem;padding:.5rem 1.2rem;margin-right:.5rem}.error{color:#a00}ul{padding-left:1.2rem}\
+.notice{border-left:4px solid #b36b00;background:#fff6e5;padding:.6rem .8rem}.code{font-family:ui-monospace,monospace;letter-spacing:.1em}";
 
 /// An error shown above a form, announced to screen readers.
 fn alert(error: Option<&str>) -> String {
@@ -78,6 +79,7 @@ pub fn device_entry(user_code: &str, error: Option<&str>) -> String {
 pub fn consent(
     client_name: &str,
     scopes: &[(String, String)],
+    device_code: Option<&str>,
     request: &str,
     csrf: &str,
 ) -> String {
@@ -92,10 +94,17 @@ pub fn consent(
             format!("<li>{}</li>", escape(text))
         })
         .collect();
+    // A device sign-in names the device's code: a link with someone else's code is phishing.
+    let device = device_code.map_or_else(String::new, |code| {
+        format!(
+            "<p class=\"notice\">A device is signing in. Allow only if you started this sign-in and your device shows the code <strong class=\"code\">{}</strong>.</p>",
+            escape(code)
+        )
+    });
     page(
         "Allow access",
         &format!(
-            "<h1>Allow access</h1><p><strong>{}</strong> asks to:</p><ul>{items}</ul>\
+            "<h1>Allow access</h1>{device}<p><strong>{}</strong> asks to:</p><ul>{items}</ul>\
 <form method=\"post\" action=\"consent\">\
 <input type=\"hidden\" name=\"request\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
 <button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
@@ -142,7 +151,13 @@ mod tests {
         assert!(html.contains("c&#39;"));
         assert!(html.contains("a&amp;b"));
         assert!(!html.contains("<b>"));
-        let html = consent("app", &[("s".into(), "<img src=x>".into())], "r", "c");
-        assert!(!html.contains("<img"));
+        let html = consent(
+            "app",
+            &[("s".into(), "<img src=x>".into())],
+            Some("<b>"),
+            "r",
+            "c",
+        );
+        assert!(!html.contains("<img") && !html.contains("<b>"));
     }
 }

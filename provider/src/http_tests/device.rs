@@ -44,8 +44,10 @@ async fn approve_in_browser(h: &Harness, user_code: &str, decision: &str) -> Rep
     assert!(login.body.contains("name=\"password\"") && login.body.contains("Command line"));
     let consent = log_in(h, &mut b, &login, "alice", PASSWORD).await;
     assert!(
-        consent.body.contains("name=\"decision\""),
-        "{}",
+        consent.body.contains("name=\"decision\"")
+            && consent.body.contains("A device is signing in")
+            && consent.body.contains(user_code),
+        "the device consent page names the code: {}",
         consent.body
     );
     b.post(

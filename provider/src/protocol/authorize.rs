@@ -318,6 +318,9 @@ pub enum Next {
         client: Arc<ClientConfig>,
         started: Started,
         scopes: Vec<(String, String)>,
+        /// For a device sign-in: the user code (as displayed) the person checks against the
+        /// device (RFC 8628 §3.3.1, §5.4: a code sent by someone else is remote phishing).
+        device_code: Option<String>,
     },
     /// The client is no longer served.
     UnknownClient,
@@ -431,6 +434,7 @@ async fn wait_for_user(
             client,
             started,
             scopes,
+            device_code: None,
         }
     } else {
         Next::SignIn {

@@ -283,6 +283,7 @@ pub async fn verify(
             scopes: super::authorize::scope_descriptions(ctx, &grant.scopes),
             client,
             started,
+            device_code: Some(display(&normalize(user_code))),
         },
     }))
 }
@@ -301,6 +302,7 @@ pub async fn signed_in(
     else {
         return Ok(Next::UnknownClient);
     };
+    let shown = display(&step.user_code);
     let step = DeviceStep {
         sub: Some(session.sub.clone()),
         ..step
@@ -315,6 +317,7 @@ pub async fn signed_in(
         scopes: super::authorize::scope_descriptions(ctx, &grant.scopes),
         client,
         started,
+        device_code: Some(shown),
     })
 }
 

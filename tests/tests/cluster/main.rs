@@ -23,6 +23,7 @@ mod examples;
 mod fresh;
 mod kubectl_login;
 mod operator;
+mod pages;
 mod provider;
 mod readme;
 mod relying_parties;
