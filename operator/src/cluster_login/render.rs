@@ -380,7 +380,7 @@ spec:
             "client_id",
             "email_verified",
             "claims.email).startsWith('system:')",
-            "claims.groups.all",
+            "dyn(claims.groups).all",
         ] {
             assert!(rules.contains(needle), "{needle} not in {rules}");
         }
