@@ -18,6 +18,7 @@ pub enum Reason {
     InvalidAuthMethod,
     InvalidGrantTypes,
     UnsupportedGrantType,
+    UnsupportedAuthMethod,
     InvalidScope,
     InvalidDuration,
     InvalidSecretName,
@@ -33,6 +34,7 @@ impl Reason {
             Self::InvalidAuthMethod => "InvalidAuthMethod",
             Self::InvalidGrantTypes => "InvalidGrantTypes",
             Self::UnsupportedGrantType => "UnsupportedGrantType",
+            Self::UnsupportedAuthMethod => "UnsupportedAuthMethod",
             Self::InvalidScope => "InvalidScope",
             Self::InvalidDuration => "InvalidDuration",
             Self::InvalidSecretName => "InvalidSecretName",
@@ -160,6 +162,15 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
             "a confidential client must authenticate: use client_secret_basic, client_secret_post or private_key_jwt, or set type: public",
         )),
         _ => {}
+    }
+    if method == TokenEndpointAuthMethod::PrivateKeyJwt {
+        // Served only once the provider verifies client assertions (RFC 7523); until then a
+        // client registered for it must never be let in with a secret instead.
+        out.push(invalid(
+            "spec.tokenEndpointAuthMethod",
+            Reason::UnsupportedAuthMethod,
+            "private_key_jwt is not served by this kube-oidc release: use client_secret_basic or client_secret_post",
+        ));
     }
     if spec.type_ == ClientType::Public && spec.require_pkce == Some(false) {
         out.push(invalid(
@@ -442,6 +453,16 @@ mod tests {
             TokenEndpointAuthMethod::None
         );
         assert!(validate_client(&p).is_empty());
+    }
+
+    #[test]
+    fn private_key_jwt_is_not_served_so_never_ready() {
+        let problems = validate_client(&client(
+            "  grantTypes: [client_credentials]\n  tokenEndpointAuthMethod: private_key_jwt\n",
+        ));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].reason, Reason::UnsupportedAuthMethod);
+        assert!(problems[0].message.contains("client_secret_basic"));
     }
 
     #[test]

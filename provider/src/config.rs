@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use arc_swap::ArcSwap;
 use crds::{
     AccessTokenFormat, Algorithm, BUILTIN_SCOPES, ConsentPolicy, GrantType, KeyState, OidcClient,
-    OidcScope, PublicJwk,
+    OidcScope, PublicJwk, TokenEndpointAuthMethod,
 };
 use serde_json::json;
 
@@ -21,6 +21,8 @@ pub struct ClientConfig {
     pub id: String,
     pub name: String,
     pub public: bool,
+    /// The one way it authenticates at the token endpoint family (`none` for public clients).
+    pub auth_method: TokenEndpointAuthMethod,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
@@ -46,6 +48,7 @@ impl ClientConfig {
             id: c.client_id(),
             name: s.display_name.clone().unwrap_or_else(|| c.client_id()),
             public: s.type_ == crds::ClientType::Public,
+            auth_method: s.token_endpoint_auth_method(),
             redirect_uris: s.redirect_uris.clone(),
             post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: s.backchannel_logout_uri.clone(),

@@ -65,6 +65,18 @@ pub fn view(backchannel: Option<&str>) -> (View, String) {
         ),
         ClientConfig::from_resource(
             &client(
+                "  clientId: poster\n  grantTypes: [client_credentials]\n  tokenEndpointAuthMethod: client_secret_post\n",
+            ),
+            vec![crds::secret::hash_secret("poster-secret")],
+        ),
+        ClientConfig::from_resource(
+            &client(
+                "  clientId: asserter\n  grantTypes: [client_credentials]\n  tokenEndpointAuthMethod: private_key_jwt\n",
+            ),
+            vec![crds::secret::hash_secret("asserter-secret")],
+        ),
+        ClientConfig::from_resource(
+            &client(
                 "  clientId: cli\n  displayName: Command line\n  type: public\n  grantTypes: [urn:ietf:params:oauth:grant-type:device_code, refresh_token]\n  scopes: [openid, email, offline_access]\n",
             ),
             vec![],

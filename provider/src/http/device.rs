@@ -22,10 +22,11 @@ use crate::protocol::{device, params::parse_params, session::Session};
 /// RFC 8628 §3.1, §3.2: a device asks for a user code.
 pub async fn device_authorization(
     State(s): State<Shared>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = for_client(&s, &headers, &body, async |ctx, client, params| {
+    let result = for_client(&s, &headers, &body, &ip, async |ctx, client, params| {
         let a = device::start(ctx, client, params.get("scope").map(String::as_str)).await?;
         let uri = format!("{}/device", ctx.view.issuer);
         Ok(json!({

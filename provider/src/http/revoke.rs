@@ -7,11 +7,16 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{Shared, respond::token_error, token::for_client};
+use super::{Shared, extract::ClientIp, respond::token_error, token::for_client};
 use crate::protocol::revoke;
 
-pub async fn revoke(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = for_client(&s, &headers, &body, async |ctx, caller, params| {
+pub async fn revoke(
+    State(s): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = for_client(&s, &headers, &body, &ip, async |ctx, caller, params| {
         revoke::revoke(ctx, caller, params.get("token").map(String::as_str)).await
     })
     .await;

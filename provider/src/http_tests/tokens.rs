@@ -83,11 +83,31 @@ async fn client_authentication_and_client_credentials() {
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     let (_, claims) = decode_jwt(ok.json()["access_token"].as_str().unwrap());
     assert_eq!(claims["sub"], "svc:a b");
-    assert_eq!(claims["aud"], serde_json::json!(["svc:a b", "api-server"]));
+    // For the resource the scope names, never the client itself.
+    assert_eq!(claims["aud"], "api-server");
     assert_eq!(claims["scope"], "api");
     assert!(ok.json().get("refresh_token").is_none() && ok.json().get("id_token").is_none());
-    // client_secret_post.
+    // A client registered for client_secret_post, with it.
     let post = token(
+        &h,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "poster"),
+            ("client_secret", "poster-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::OK, "{}", post.body);
+}
+
+/// The attack: a client's secret used with another method than the one it is registered with
+/// (a leaked secret replayed where the client never sends it), and a private_key_jwt client
+/// let in with a secret. Each refused, logged and counted.
+#[tokio::test]
+async fn client_authentication_only_with_the_registered_method() {
+    let h = harness();
+    let basic_as_post = token(
         &h,
         None,
         &[
@@ -98,7 +118,42 @@ async fn client_authentication_and_client_credentials() {
         ],
     )
     .await;
-    assert_eq!(post.status, StatusCode::OK);
+    let post_as_basic = token(
+        &h,
+        Some(("poster", "poster-secret")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let jwt_with_secret = token(
+        &h,
+        Some(("asserter", "asserter-secret")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    for (r, method) in [
+        (&basic_as_post, "client_secret_basic"),
+        (&post_as_basic, "client_secret_post"),
+        (&jwt_with_secret, "private_key_jwt"),
+    ] {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert_eq!(r.json()["error"], "invalid_client");
+        assert!(
+            r.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(method),
+            "{}",
+            r.body
+        );
+    }
+    let metrics = call(&h, Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .body;
+    assert!(
+        metrics.contains("kube_oidc_provider_client_authentication_failures_total{method=\"client_secret_post\"} 1")
+            && metrics.contains("kube_oidc_provider_client_authentication_failures_total{method=\"client_secret_basic\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -260,11 +315,11 @@ async fn userinfo_errors_follow_rfc6750() {
 }
 
 #[tokio::test]
-async fn opaque_tokens_consent_always_deny_and_claims_parameter() {
+async fn opaque_tokens_consent_always_deny_and_claims_without_consent_are_not_released() {
     let h = harness();
     let mut b = Browser::default();
     // consent: always asks every time; deny sends access_denied.
-    let uri = "/authorize?response_type=code&client_id=always&redirect_uri=https%3A%2F%2Falways.example%2Fcb&scope=openid&state=x&claims=%7B%22userinfo%22%3A%7B%22email%22%3Anull%7D%7D";
+    let uri = "/authorize?response_type=code&client_id=always&redirect_uri=https%3A%2F%2Falways.example%2Fcb&scope=openid&state=x&claims=%7B%22userinfo%22%3A%7B%22email%22%3Anull%7D%2C%22id_token%22%3A%7B%22email%22%3Anull%2C%22groups%22%3Anull%7D%7D";
     let page = b.get(&h, uri).await;
     let consent = b
         .post(
@@ -326,12 +381,19 @@ async fn opaque_tokens_consent_always_deny_and_claims_parameter() {
     )
     .await;
     assert_eq!(u.status, StatusCode::OK, "{}", u.body);
-    assert_eq!(
-        u.json()["email"],
-        "alice@example.com",
-        "claims parameter asked for email at userinfo"
+    // The attack: `scope=openid` and the claims parameter asking for email and groups. Only
+    // what granted scopes release is released, at userinfo and in the ID token.
+    assert!(
+        u.json().get("email").is_none(),
+        "email released without the email scope: {}",
+        u.body
     );
     assert!(u.json().get("name").is_none(), "profile was not granted");
+    let (_, id) = decode_jwt(t.json()["id_token"].as_str().unwrap());
+    assert!(
+        id.get("email").is_none() && id.get("groups").is_none(),
+        "the ID token carries claims no granted scope releases: {id}"
+    );
 }
 
 #[tokio::test]

@@ -4,10 +4,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use crds::Algorithm;
 use serde_json::{Map, Value};
 
-use crate::{
-    config::{ClientConfig, View},
-    users::User,
-};
+use crate::{config::View, users::User};
 
 /// `at_hash` (OpenID Connect Core §3.1.3.6): the left half of the hash of the access token,
 /// with the hash of the ID token's algorithm.
@@ -37,8 +34,9 @@ impl ClaimsTarget {
     }
 }
 
-/// The user claims released for the granted scopes, plus individually requested claims
-/// (`claims` parameter member `userinfo` or `id_token`).
+/// The user claims released for the granted scopes. The `claims` request parameter (members
+/// `userinfo` and `id_token`) only selects among those: a claim no granted scope releases was
+/// never consented to and is not released (OpenID Connect Core §5.5 lets the provider refuse).
 pub fn select_claims(
     view: &View,
     user: &User,
@@ -57,24 +55,29 @@ pub fn select_claims(
             }
         }
     }
-    if scopes.iter().any(|s| s == "openid")
-        && let Some(requested) = claims_request
-            .and_then(|c| c.get(target.member()))
-            .and_then(Value::as_object)
+    if let Some(requested) = claims_request
+        .and_then(|c| c.get(target.member()))
+        .and_then(Value::as_object)
     {
-        for name in requested.keys() {
-            if let Some(v) = all.get(name) {
-                out.insert(name.clone(), v.clone());
-            }
+        let refused: Vec<&String> = requested.keys().filter(|n| !out.contains_key(*n)).collect();
+        if !refused.is_empty() {
+            tracing::debug!(
+                ?refused,
+                "requested claims outside the granted scopes are not released"
+            );
         }
     }
     out.insert("sub".into(), Value::String(user.subject()));
     out
 }
 
-/// The `aud` of an access token: the client, and the audiences of granted scopes.
-pub fn access_token_audience(view: &View, client: &ClientConfig, scopes: &[String]) -> Value {
-    let mut aud = vec![client.id.clone()];
+/// The `aud` of an access token: the resources it is for. Those are the audiences of the
+/// granted scopes, and this provider's userinfo endpoint when `openid` was granted to a user;
+/// a token for none of them is for this provider (its introspection): the issuer. Never the
+/// bare client ID, so that no ID-token verifier takes an access token for an ID token
+/// (RFC 9068 §3, RFC 9700 §4.15).
+pub fn access_token_audience(view: &View, scopes: &[String], for_user: bool) -> Value {
+    let mut aud: Vec<String> = Vec::new();
     for s in scopes {
         if let Some(a) = view.scopes.get(s).and_then(|s| s.audience.clone())
             && !aud.contains(&a)
@@ -82,10 +85,13 @@ pub fn access_token_audience(view: &View, client: &ClientConfig, scopes: &[Strin
             aud.push(a);
         }
     }
-    if aud.len() == 1 {
-        Value::String(aud.remove(0))
-    } else {
-        Value::Array(aud.into_iter().map(Value::String).collect())
+    if for_user && scopes.iter().any(|s| s == "openid") {
+        aud.push(format!("{}/userinfo", view.issuer));
+    }
+    match aud.len() {
+        0 => Value::String(view.issuer.clone()),
+        1 => Value::String(aud.remove(0)),
+        _ => Value::Array(aud.into_iter().map(Value::String).collect()),
     }
 }
 

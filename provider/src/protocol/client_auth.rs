@@ -7,6 +7,7 @@ use base64::{Engine, engine::general_purpose::STANDARD as B64STD};
 
 use super::{OAuthError, params::Params};
 use crate::config::{ClientConfig, View};
+use crds::TokenEndpointAuthMethod;
 
 fn malformed() -> OAuthError {
     OAuthError::InvalidClient("malformed Basic credentials".into())
@@ -34,13 +35,44 @@ fn basic_credentials(b64: &str) -> Result<(String, String), OAuthError> {
     ))
 }
 
+/// Who a request claims to be and how it tried to authenticate: what a failure is logged with
+/// (never the secret).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attempt {
+    pub client_id: Option<String>,
+    pub method: &'static str,
+}
+
+impl Attempt {
+    /// Read from the request without checking anything.
+    pub fn of(basic: Option<&str>, params: &Params) -> Self {
+        let (client_id, method) = match basic {
+            Some(b64) => (
+                basic_credentials(b64).ok().map(|(id, _)| id),
+                "client_secret_basic",
+            ),
+            None if params.contains_key("client_secret") => {
+                (params.get("client_id").cloned(), "client_secret_post")
+            }
+            None => (params.get("client_id").cloned(), "none"),
+        };
+        Self { client_id, method }
+    }
+}
+
 /// The client a request authenticates as. `basic` is the credentials part of an
-/// `Authorization: Basic` header, if one was sent.
+/// `Authorization: Basic` header, if one was sent. A confidential client authenticates only with
+/// the method it is registered with.
 pub fn authenticate(
     view: &View,
     basic: Option<&str>,
     params: &Params,
 ) -> Result<Arc<ClientConfig>, OAuthError> {
+    let used = if basic.is_some() {
+        TokenEndpointAuthMethod::ClientSecretBasic
+    } else {
+        TokenEndpointAuthMethod::ClientSecretPost
+    };
     let (id, secret) = match basic {
         Some(b64) => {
             if params.contains_key("client_secret") {
@@ -68,8 +100,24 @@ pub fn authenticate(
     if client.public {
         return Ok(client);
     }
+    if secret.is_some() && client.auth_method != used {
+        return Err(OAuthError::InvalidClient(format!(
+            "this client authenticates with {}",
+            method_name(client.auth_method)
+        )));
+    }
     match secret {
         Some(secret) if client.verify_secret(&secret) => Ok(client),
         _ => Err(unknown()),
+    }
+}
+
+/// The registered name of a method (RFC 7591 §2).
+fn method_name(m: TokenEndpointAuthMethod) -> &'static str {
+    match m {
+        TokenEndpointAuthMethod::ClientSecretBasic => "client_secret_basic",
+        TokenEndpointAuthMethod::ClientSecretPost => "client_secret_post",
+        TokenEndpointAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        TokenEndpointAuthMethod::None => "none",
     }
 }

@@ -185,12 +185,9 @@ async fn committed_crd_yaml_reads_as_the_rust_types_in_kubectl_and_issues_a_toke
             .all(|k| k["kty"] != "RSA" || k["n"].as_str().is_some_and(|n| n.len() > 300)),
         "an RSA key without its modulus is published"
     );
-    let claims = verify(
-        &provider.issuer,
-        &token,
-        &format!("{}.billing-sync", ns.name),
-    )
-    .await;
+    // A machine token for no resource scope is for the provider itself: its audience is the
+    // issuer, never the client.
+    let claims = verify(&provider.issuer, &token, &provider.issuer).await;
     assert_eq!(claims["sub"], format!("{}.billing-sync", ns.name));
 }
 

@@ -461,7 +461,8 @@ subjects:
     // Each refused for its own reason (the API server logs why; the client only sees 401).
     let log = std::fs::read_to_string(b.log_path("kube-apiserver")).unwrap();
     for reason in [
-        "claim not present",
+        // The access token: its audience is the userinfo endpoint, not the client.
+        format!("expected audience \\\"kubectl\\\" got [\\\"{issuer}/userinfo\\\"]").as_str(),
         "expected audience \\\"kubectl\\\" got [\\\"other-app\\\"]",
         "email not verified",
         "group names starting with system: are reserved for Kubernetes",

@@ -285,7 +285,7 @@ async fn provider_serves_what_the_operator_accepts_and_follows_key_rotation() {
         applied.elapsed()
     );
     let old_token = token["access_token"].as_str().unwrap().to_string();
-    verify(&base, &old_token, &id).await;
+    verify(&base, &old_token, &base).await;
     let old_kid = jsonwebtoken::decode_header(&old_token)
         .unwrap()
         .kid
@@ -339,7 +339,7 @@ async fn provider_serves_what_the_operator_accepts_and_follows_key_rotation() {
     }
     assert!(signed.is_some(), "the new key never signed");
     // Tokens signed by the retired key still verify.
-    verify(&base, &old_token, &id).await;
+    verify(&base, &old_token, &base).await;
 
     // Deleted: the token endpoint rejects the client.
     ns.api::<OidcClient>()

@@ -270,7 +270,7 @@ async fn readme_commands_work_as_written() {
     provider_in_cluster.wait_ready(Duration::from_secs(30));
     let issuer = provider_in_cluster.issuer.clone();
     let token = crate::fresh::token_of(&issuer, &secrets, "billing-sync-oidc").await;
-    let claims = crate::provider::verify(&issuer, &token, "my-team.billing-sync").await;
+    let claims = crate::provider::verify(&issuer, &token, &issuer).await;
     assert_eq!(claims["sub"], "my-team.billing-sync");
     let _ = provider.kill();
     let _ = provider.wait();

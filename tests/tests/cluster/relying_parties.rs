@@ -90,3 +90,63 @@ async fn flask_pyoidc_registers_itself_and_signs_in_without_a_pause() {
     let _ = rp.wait();
     ns.delete().await;
 }
+
+/// The attack: an access token presented to a relying party as if it were an ID token (RFC 9068
+/// §3, RFC 9700 §4.15). authlib's ID-token verification, as its OpenID Connect client runs it,
+/// accepts the ID token and refuses the access token of the same response: its audience is the
+/// resource, not the client.
+#[tokio::test]
+async fn an_access_token_never_passes_authlib_as_an_id_token() {
+    let mut p = Provider::standalone(&crds::workspace_root().join("examples/local"), "memory");
+    p.wait_ready(Duration::from_secs(20));
+    let (verifier, challenge) = crate::provider::pkce();
+    let redirect = "http://127.0.0.1:8000/callback";
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id=demo&redirect_uri={}&scope=openid%20email&code_challenge={challenge}&code_challenge_method=S256&state=s",
+        p.issuer,
+        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+    );
+    let c = http();
+    let location = browser_sign_in(&c, &authorize, "alice", "demo-password").await;
+    let code = crate::provider::query(&location).remove("code").unwrap();
+    let t: Value = c
+        .post(p.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", "demo"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id_token, access_token) = (
+        t["id_token"].as_str().unwrap(),
+        t["access_token"].as_str().unwrap(),
+    );
+    let out = Command::new(python())
+        .arg(crds::workspace_root().join("tests/rp/authlib_id_token.py"))
+        .args([p.issuer.as_str(), "demo", id_token, access_token])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        out.status.success() && lines.len() == 2,
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines[0], "accepted", "the ID token");
+    // authlib sets no audience option of its own: a token whose `aud` is not the client needs
+    // an `azp` naming it, which access tokens never carry. With `aud` = the client ID (as before)
+    // the access token was accepted.
+    assert!(
+        lines[1].starts_with("refused:") && (lines[1].contains("aud") || lines[1].contains("azp")),
+        "the access token passed as an ID token: {}",
+        lines[1]
+    );
+}

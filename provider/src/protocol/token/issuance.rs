@@ -80,7 +80,7 @@ impl Issuance<'_> {
         let claims = AccessClaims {
             iss: ctx.view.issuer.clone(),
             sub: self.subject(),
-            aud: access_token_audience(ctx.view, client, self.scopes),
+            aud: access_token_audience(ctx.view, self.scopes, self.user.is_some()),
             exp: ctx.now + client.access_token_ttl.as_secs(),
             iat: ctx.now,
             jti: random_token(),
