@@ -12,6 +12,7 @@ pub mod client;
 pub mod cluster_login;
 pub mod condition;
 pub mod keys;
+pub mod policy;
 pub mod scope;
 pub mod secret;
 pub mod signing_key;
@@ -26,6 +27,7 @@ pub use client::{
 pub use cluster_login::{
     CaReference, ClaimMapping, ClusterLogin, ClusterLoginSpec, ClusterLoginStatus, KeyReference,
 };
+pub use policy::{ClientPolicy, ClientPolicySpec, MaxLifetimes};
 pub use scope::{BUILTIN_SCOPES, BuiltinScope, OidcScope, OidcScopeSpec, OidcScopeStatus};
 pub use signing_key::{
     Algorithm, KeyState, PublicJwk, Rotation, SigningKey, SigningKeySpec, SigningKeyStatus,
@@ -62,6 +64,7 @@ pub fn crds()
         OidcScope::crd(),
         SigningKey::crd(),
         ClusterLogin::crd(),
+        ClientPolicy::crd(),
     ]
 }
 

@@ -55,6 +55,19 @@ pub struct OidcScopeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     pub audience: Option<String>,
+
+    /// With an audience: the namespaces whose clients may request this scope (besides the
+    /// provider's own). Everyone else gets `invalid_scope`, and a condition on their client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub allowed_namespaces: Vec<String>,
+
+    /// With an audience: single clients (`<namespace>/<name>`) that may request this scope.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 3, max = 317)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub allowed_clients: Vec<String>,
 }
 
 /// What the operator observed and decided about an OidcScope.
