@@ -414,7 +414,7 @@ fn audience_violations(
             let scope = scopes.iter().find(|s| s.scope() == *requested)?;
             scope.spec.audience.as_ref()?;
             let allowed = scope.spec.allowed_namespaces.iter().any(|n| n == ns)
-                || scope.spec.allowed_clients.iter().any(|c| *c == me);
+                || scope.spec.allowed_clients.contains(&me);
             (!allowed).then(|| Violation {
                 field: "spec.scopes",
                 message: format!(
