@@ -24,7 +24,7 @@ use kube::{
 };
 
 use crate::{
-    Context, Error, MANAGED_BY,
+    Context, Error, MANAGED_BY, policy,
     status::{self, Outcome},
 };
 
@@ -59,6 +59,20 @@ pub fn clients_using_secret(
     valid_clients(store)
         .iter()
         .filter(|c| c.namespace() == ns && c.secret_name() == name)
+        .map(reference)
+        .collect()
+}
+
+/// Every client (re-checked when a ClientPolicy changes).
+pub fn all_clients(store: &Store<DeserializeGuard<OidcClient>>) -> Vec<ClientRef> {
+    valid_clients(store).iter().map(reference).collect()
+}
+
+/// The clients of one namespace (re-checked when its labels or routes change).
+pub fn clients_in(store: &Store<DeserializeGuard<OidcClient>>, namespace: &str) -> Vec<ClientRef> {
+    valid_clients(store)
+        .iter()
+        .filter(|c| c.namespace().as_deref() == Some(namespace))
         .map(reference)
         .collect()
 }
@@ -167,6 +181,7 @@ pub enum Reason {
     Invalid(crds::validation::Reason),
     ClientIdConflict,
     UnknownScope,
+    PolicyViolation,
     SecretMissing,
     SecretConflict,
     SecretInvalid,
@@ -185,6 +200,7 @@ impl Reason {
             Self::Invalid(r) => r.as_str(),
             Self::ClientIdConflict => "ClientIdConflict",
             Self::UnknownScope => "UnknownScope",
+            Self::PolicyViolation => "PolicyViolation",
             Self::SecretMissing => "SecretMissing",
             Self::SecretConflict => "SecretConflict",
             Self::SecretInvalid => "SecretInvalid",
@@ -198,7 +214,7 @@ impl Reason {
 }
 
 /// A reason and what to do about it.
-type Refusal = (Reason, String);
+pub type Refusal = (Reason, String);
 
 /// Validate: what keeps the client from being served, seen without touching its Secret.
 fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Refusal> {
@@ -278,7 +294,11 @@ pub async fn reconcile(client: Arc<OidcClient>, ctx: Arc<Context>) -> Result<Act
         ..current.clone()
     };
 
-    if let Err((reason, message)) = checks(&client, &ctx) {
+    let refusal = match checks(&client, &ctx) {
+        Err(r) => Some(r),
+        Ok(()) => policy::check(&client, &ctx).await?.err(),
+    };
+    if let Some((reason, message)) = refusal {
         let changed = crds::condition::find(&current.conditions, crds::condition::READY)
             .is_none_or(|c| c.reason != reason.as_str() || c.message != message);
         if changed {

@@ -3,11 +3,14 @@
 use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
-use crds::{ClusterLogin, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
+use crds::{ClientPolicy, ClusterLogin, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Namespace, Secret},
+    networking::v1::Ingress,
+};
 use kube::{
-    Api, Client, Resource,
+    Api, Client, Resource, ResourceExt,
     core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
@@ -23,6 +26,7 @@ mod cluster_login;
 mod error;
 mod leader;
 mod metrics;
+mod policy;
 mod scope;
 mod signing_key;
 mod status;
@@ -102,6 +106,9 @@ pub struct Context {
     pub args: Args,
     pub clients: Store<DeserializeGuard<OidcClient>>,
     pub scopes: Store<DeserializeGuard<OidcScope>>,
+    /// ClientPolicies, and the Namespaces whose labels choose them.
+    pub policies: Store<DeserializeGuard<ClientPolicy>>,
+    pub namespaces: Store<Namespace>,
     /// Consecutive failures per object, for the error policy's backoff.
     pub failures: Backoff,
 }
@@ -339,6 +346,52 @@ async fn run_controllers(
     .applied_objects()
     .for_each(|_| futures::future::ready(()));
 
+    let (policy_store, policy_writer) = reflector::store::<DeserializeGuard<ClientPolicy>>();
+    let policy_reflector = reflector::reflector(
+        policy_writer,
+        watcher(
+            Api::<DeserializeGuard<ClientPolicy>>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .applied_objects()
+    .for_each(|_| futures::future::ready(()));
+    let (namespace_store, namespace_writer) = reflector::store::<Namespace>();
+    let namespace_reflector = reflector::reflector(
+        namespace_writer,
+        watcher(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .applied_objects()
+    .for_each(|_| futures::future::ready(()));
+    // A client is only ever checked against the policies and labels as they are: both caches
+    // are filled before the first reconcile.
+    let policies_served = crds::watch::is_served::<ClientPolicy>(&client)
+        .await
+        .unwrap_or(true);
+    if !policies_served {
+        tracing::warn!(
+            "the ClientPolicy CRD is not installed: the built-in client policy applies; apply crds/yaml/ to use ClientPolicies"
+        );
+    }
+    let policies_task = policies_served.then(|| tokio::spawn(policy_reflector));
+    let namespaces_task = tokio::spawn(namespace_reflector);
+    let policies_ready = async {
+        if policies_served {
+            policy_store.wait_until_ready().await.is_ok()
+        } else {
+            true
+        }
+    };
+    let (policies_ready, namespaces_ready) =
+        futures::join!(policies_ready, namespace_store.wait_until_ready());
+    if !policies_ready || namespaces_ready.is_err() {
+        tracing::error!("the ClientPolicy or Namespace cache never filled");
+        return;
+    }
+
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder,
@@ -346,6 +399,8 @@ async fn run_controllers(
         args: args.clone(),
         clients: clients_store,
         scopes: scope_store.clone(),
+        policies: policy_store,
+        namespaces: namespace_store,
         failures: Backoff::default(),
     });
 
@@ -368,7 +423,28 @@ async fn run_controllers(
     let clients_for_scopes = ctx.clients.clone();
     let clients_for_conflicts = ctx.clients.clone();
     let clients_for_secrets = ctx.clients.clone();
+    let clients_for_policies = ctx.clients.clone();
+    let clients_for_namespaces = ctx.clients.clone();
+    let clients_for_routes = ctx.clients.clone();
     let client_controller = client_controller
+        .watches(
+            Api::<DeserializeGuard<ClientPolicy>>::all(client.clone()),
+            watcher::Config::default(),
+            move |_| client::all_clients(&clients_for_policies),
+        )
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            move |n| client::clients_in(&clients_for_namespaces, &n.name_any()),
+        )
+        .watches_stream(
+            crds::watch::touched::<Ingress>(
+                &client,
+                &args.client_namespaces,
+                watcher::Config::default(),
+            ),
+            move |i| client::clients_in(&clients_for_routes, &i.namespace().unwrap_or_default()),
+        )
         .watches_stream(
             crds::watch::touched::<Secret>(
                 &client,
@@ -419,6 +495,10 @@ async fn run_controllers(
         _ = async { futures::join!(sk_controller, client_controller, scope_controller, login_controller) } => {},
         _ = scope_reflector => {},
     }
+    if let Some(t) = policies_task {
+        t.abort();
+    }
+    namespaces_task.abort();
 }
 
 /// ClusterLogins in the provider's namespace, re-rendered when their client, their CA or the

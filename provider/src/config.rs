@@ -39,6 +39,11 @@ pub struct ClientConfig {
     /// Salted hashes of the secrets accepted now (current, and the previous one in its grace
     /// period).
     pub secret_hashes: Vec<String>,
+    /// The object's identity (metadata.uid; the client ID where there is none, in standalone
+    /// mode): remembered consent belongs to it, so a new client reusing an ID starts with none.
+    pub uid: String,
+    /// How long a sign-in may be kept alive by refreshing, from its policy.
+    pub max_session: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -63,6 +68,16 @@ impl ClientConfig {
             id_token_ttl: s.id_token_ttl.into(),
             refresh_token_ttl: s.refresh_token_ttl.into(),
             secret_hashes,
+            uid: c.metadata.uid.clone().unwrap_or_else(|| c.client_id()),
+            max_session: None,
+        }
+    }
+
+    /// With the maximum session length of the policy that governs it.
+    pub fn with_max_session(self, max_session: Option<Duration>) -> Self {
+        Self {
+            max_session,
+            ..self
         }
     }
 

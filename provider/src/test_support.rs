@@ -16,6 +16,11 @@ pub const PASSWORD: &str = "correct horse";
 
 pub static PASSWORD_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The Argon2 hash of [`PASSWORD`], computed once.
+pub fn password_hash() -> &'static str {
+    PASSWORD_HASH.get_or_init(|| hash_password(PASSWORD).unwrap())
+}
+
 pub fn client(yaml: &str) -> OidcClient {
     serde_yaml::from_str(&format!(
         "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: x, namespace: ns}}\nspec:\n{yaml}"
@@ -26,7 +31,7 @@ pub fn client(yaml: &str) -> OidcClient {
 /// The view the in-process tests serve: five clients, an API scope, one RS256 key, two users.
 /// Returns it with the key's kid.
 pub fn view(backchannel: Option<&str>) -> (View, String) {
-    let hash = PASSWORD_HASH.get_or_init(|| hash_password(PASSWORD).unwrap());
+    let hash = password_hash();
     let users = Users::parse(&format!(
         "- username: alice\n  passwordHash: \"{hash}\"\n  email: alice@example.com\n  emailVerified: true\n  name: Alice\n  groups: [admins]\n- username: bob\n  passwordHash: \"{hash}\"\n"
     ))

@@ -3,9 +3,9 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use crds::{KeyState, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
+use crds::{ClientPolicy, KeyState, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{
     Api, Client, Resource, ResourceExt,
     core::DeserializeGuard,
@@ -52,6 +52,18 @@ where
 
     fn state(&self) -> Vec<Arc<K>> {
         self.store.state()
+    }
+
+    /// Nothing to watch (the kind is not served): synced and empty.
+    fn empty() -> Self
+    where
+        K::DynamicType: Default,
+    {
+        let (store, _writer) = reflector::store::<K>();
+        Self {
+            store,
+            synced: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
     }
 }
 
@@ -124,6 +136,26 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
             watcher::Config::default().labels(SIGNING_KEY_LABEL),
             tx.clone(),
         ),
+        policies: if crds::watch::is_served::<ClientPolicy>(&client)
+            .await
+            .unwrap_or(true)
+        {
+            watch(
+                Api::<DeserializeGuard<ClientPolicy>>::all(client.clone()),
+                watcher::Config::default(),
+                tx.clone(),
+            )
+        } else {
+            tracing::warn!(
+                "the ClientPolicy CRD is not installed: the built-in client policy applies; apply crds/yaml/ to use ClientPolicies"
+            );
+            Watched::empty()
+        },
+        namespaces: watch(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            tx.clone(),
+        ),
     };
     let users_secret = watch(
         Api::<Secret>::namespaced(client.clone(), ns),
@@ -170,6 +202,8 @@ struct Watches {
     scopes: Watched<DeserializeGuard<OidcScope>>,
     keys: Watched<DeserializeGuard<SigningKey>>,
     key_secrets: Watched<Secret>,
+    policies: Watched<DeserializeGuard<ClientPolicy>>,
+    namespaces: Watched<Namespace>,
 }
 
 impl Watches {
@@ -178,6 +212,8 @@ impl Watches {
             && self.scopes.is_ready()
             && self.keys.is_ready()
             && self.key_secrets.is_ready()
+            && self.policies.is_ready()
+            && self.namespaces.is_ready()
     }
 }
 
@@ -195,8 +231,31 @@ fn build(
         scopes,
         keys,
         key_secrets,
+        policies,
+        namespaces,
     } = watches;
     let now = jiff::Timestamp::now();
+    let oidc_scopes: Vec<OidcScope> = scopes
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|s| {
+            s.status.as_ref().is_some_and(|st| {
+                crds::condition::is_ready_for(&st.conditions, s.metadata.generation)
+            })
+        })
+        .cloned()
+        .collect();
+    let policies: Vec<ClientPolicy> = policies
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok().cloned())
+        .collect();
+    let labels: HashMap<String, std::collections::BTreeMap<String, String>> = namespaces
+        .state()
+        .iter()
+        .map(|n| (n.name_any(), n.labels().clone()))
+        .collect();
     let served: Vec<ClientConfig> = clients
         .state()
         .iter()
@@ -216,19 +275,21 @@ fn build(
             if c.spec.type_ == crds::ClientType::Confidential && hashes.is_empty() {
                 return None;
             }
-            Some(ClientConfig::from_resource(c, hashes))
+            // The policy as it is now, even when the operator is not running to say so.
+            let ns = c.namespace().unwrap_or_default();
+            let governing = crds::policy::governing(
+                &ns,
+                labels.get(&ns),
+                &settings.namespace,
+                &policies,
+            );
+            let violations = crds::policy::check_client(c, &governing, &oidc_scopes, None);
+            if let Some(v) = violations.first() {
+                tracing::debug!(client = %c.client_id(), violation = %v, "not served: policy violation");
+                return None;
+            }
+            Some(ClientConfig::from_resource(c, hashes).with_max_session(governing.max_session()))
         })
-        .collect();
-    let oidc_scopes: Vec<OidcScope> = scopes
-        .state()
-        .iter()
-        .filter_map(|g| g.0.as_ref().ok())
-        .filter(|s| {
-            s.status.as_ref().is_some_and(|st| {
-                crds::condition::is_ready_for(&st.conditions, s.metadata.generation)
-            })
-        })
-        .cloned()
         .collect();
     let mut inputs = Vec::new();
     let mut algorithms = Vec::new();

@@ -411,7 +411,10 @@ async fn consent_missing(
         ConsentPolicy::Skip => false,
         ConsentPolicy::Always => true,
         ConsentPolicy::Once => {
-            let granted = ctx.store.consented_scopes(&session.sub, &client.id).await?;
+            let granted = ctx
+                .store
+                .consented_scopes(&session.sub, &client.uid)
+                .await?;
             !request.scopes.iter().all(|sc| granted.contains(sc))
         }
     })

@@ -20,7 +20,7 @@ pub async fn record(
         && client.consent == ConsentPolicy::Once
     {
         ctx.store
-            .add_consent(sub, &client.id, scopes, CONSENT_TTL)
+            .add_consent(sub, &client.uid, scopes, CONSENT_TTL)
             .await?;
     }
     Ok(())

@@ -43,7 +43,10 @@ pub async fn introspect(
             scope,
             ..
         } = c;
-        let username = ctx.view.users.by_sub(&sub).map(|u| u.username.clone());
+        // A machine token (its subject is its client) never names a user.
+        let username = (sub != client_id)
+            .then(|| ctx.view.users.by_sub(&sub).map(|u| u.username.clone()))
+            .flatten();
         let mut out = json!({
             "active": true, "token_type": "Bearer", "iss": iss, "sub": sub, "aud": aud,
             "exp": exp, "iat": iat, "jti": jti, "client_id": client_id, "scope": scope,

@@ -104,7 +104,8 @@ impl Store {
 
 /// Consents given with `consent: once`.
 impl Store {
-    /// The scopes `sub` consented to for `client_id`.
+    /// The scopes `sub` consented to for the client object `client_id` (its uid: a new object
+    /// reusing the client ID starts with none).
     pub async fn consented_scopes(
         &self,
         sub: &str,

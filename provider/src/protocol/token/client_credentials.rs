@@ -29,6 +29,14 @@ pub async fn exchange(
         ));
     }
     super::allowed(client, GrantType::ClientCredentials)?;
+    // A machine token's subject is the client ID: it must never be a user's subject (a client
+    // named like a user would otherwise act as that user at resource servers).
+    if ctx.view.users.by_sub(&client.id).is_some() {
+        tracing::warn!(client = %client.id, "client ID equals a user's subject; machine tokens refused");
+        return Err(OAuthError::UnauthorizedClient(
+            "this client's ID is a user's subject; it cannot get machine tokens".into(),
+        ));
+    }
     let scopes: Vec<String> = match &request.scope {
         Some(sc) => split_scopes(sc),
         None => client

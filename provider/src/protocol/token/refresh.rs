@@ -133,6 +133,14 @@ async fn check(
             "the refresh token was revoked".into(),
         ));
     }
+    // Refreshing never keeps a sign-in alive past its policy's maximum session length.
+    if let Some(max) = client.max_session
+        && ctx.now > grant.auth_time.saturating_add(max.as_secs())
+    {
+        return Err(OAuthError::InvalidGrant(
+            "the session reached its maximum length; sign in again".into(),
+        ));
+    }
     narrowed(grant, scope).map(|_| ())
 }
 

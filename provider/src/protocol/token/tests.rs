@@ -279,3 +279,64 @@ async fn a_refresh_token_used_twice_at_once_succeeds_later_reuse_revokes_the_fam
         OAuthError::InvalidGrant("the refresh token was revoked".into())
     );
 }
+
+/// The attack: a tenant names its client like a user's subject, and its machine tokens would
+/// carry that user's `sub`. Refused; introspection never maps a machine token to a username.
+#[tokio::test]
+async fn a_client_named_like_a_user_gets_no_machine_token() {
+    let mut f = Fixture::new();
+    let hash = crate::test_support::password_hash();
+    f.view.users = crate::users::Users::parse(&format!(
+        "- username: mallory\n  sub: api-server\n  passwordHash: \"{hash}\"\n"
+    ))
+    .unwrap();
+    let e = f
+        .token("api-server", &[("grant_type", "client_credentials")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "unauthorized_client");
+}
+
+/// Refresh tokens no longer slide forever: a session ends at its policy's maximum length.
+#[tokio::test]
+async fn refreshing_stops_at_the_policys_maximum_session() {
+    let mut f = Fixture::new();
+    let spa = f.view.client("spa").unwrap();
+    let limited = (*spa)
+        .clone()
+        .with_max_session(Some(std::time::Duration::from_secs(3600)));
+    f.view
+        .clients
+        .insert("spa".into(), std::sync::Arc::new(limited));
+    let now = crate::protocol::now();
+    let grant = CodeGrant {
+        client_id: "spa".into(),
+        redirect_uri: "https://spa.example/cb".into(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        nonce: None,
+        sub: f.view.users.by_name("alice").unwrap().subject(),
+        auth_time: now - 10,
+        code_challenge: Some(CHALLENGE.into()),
+        claims: None,
+        sid: "sid".into(),
+    };
+    let code = issue_code(&f.ctx(), &grant).await.unwrap();
+    let tokens = f.redeem(&code, Some(VERIFIER)).await.unwrap();
+    let r1 = f
+        .refresh(tokens["refresh_token"].as_str().unwrap(), None)
+        .await
+        .unwrap();
+    let later = f.ctx_at(now + 3600);
+    let spa = f.view.client("spa").unwrap();
+    let form = params(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", r1["refresh_token"].as_str().unwrap()),
+    ]);
+    let e = exchange(&later, &spa, TokenRequest::parse(&form).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        OAuthError::InvalidGrant("the session reached its maximum length; sign in again".into())
+    );
+}
