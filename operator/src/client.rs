@@ -216,7 +216,7 @@ impl Reason {
 /// A reason and what to do about it.
 pub type Refusal = (Reason, String);
 
-/// Validate: what keeps the client from being served, seen without touching its Secret.
+/// Validate, first part: the namespace is accepted and the spec is valid.
 fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Refusal> {
     let ns = client.namespace().unwrap_or_default();
     if !ctx.args.accepts_namespace(&ns) {
@@ -237,6 +237,11 @@ fn checks(client: &OidcClient, ctx: &Context) -> Result<(), Refusal> {
             .join("; ");
         return Err((Reason::Invalid(first.reason), message));
     }
+    Ok(())
+}
+
+/// Validate, second part: the client's ID is its own among the others, and its scopes exist.
+fn references(client: &OidcClient, ctx: &Context) -> Result<(), Refusal> {
     let id = client.client_id();
     if let Some(owner) = id_owner(&valid_clients(&ctx.clients), &id)
         && owner.uid() != client.uid()
@@ -294,9 +299,14 @@ pub async fn reconcile(client: Arc<OidcClient>, ctx: Arc<Context>) -> Result<Act
         ..current.clone()
     };
 
+    // What the namespace's policy says comes before conflicts with other clients: a squatter
+    // is told the ID is not its own, whether or not its owner still exists.
     let refusal = match checks(&client, &ctx) {
         Err(r) => Some(r),
-        Ok(()) => policy::check(&client, &ctx).await?.err(),
+        Ok(()) => match policy::check(&client, &ctx).await? {
+            Err(r) => Some(r),
+            Ok(()) => references(&client, &ctx).err(),
+        },
     };
     if let Some((reason, message)) = refusal {
         let changed = crds::condition::find(&current.conditions, crds::condition::READY)

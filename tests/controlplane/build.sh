@@ -19,6 +19,8 @@ kubelogin_current() {
   [[ -x "$BIN/kubectl-oidc_login" && "$(cat "$BIN/kubectl-oidc_login.version" 2>/dev/null)" == "$KUBELOGIN_VERSION" ]]
 }
 kubelogin_current || missing+=(kubectl-oidc_login)
+HTTPROUTE_CRD="$BIN/gateway-api-httproutes-$GATEWAY_API_VERSION.yaml"
+[[ -f "$HTTPROUTE_CRD" ]] || missing+=(httproute-crd)
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "$BIN"
   exit 0
@@ -98,6 +100,14 @@ GO
   mv "$BIN/kubectl-oidc_login.tmp" "$BIN/kubectl-oidc_login"
   echo "$KUBELOGIN_VERSION" >"$BIN/kubectl-oidc_login.version"
   echo "build.sh: kubelogin $KUBELOGIN_VERSION built" >&2
+fi
+
+# The Gateway API's HTTPRoute CRD, as its Go module ships it.
+if [[ ! -f "$HTTPROUTE_CRD" ]]; then
+  dir=$(cd "$OUT/src" && GOFLAGS= go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  cp "$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$HTTPROUTE_CRD.tmp"
+  mv "$HTTPROUTE_CRD.tmp" "$HTTPROUTE_CRD"
+  echo "build.sh: Gateway API $GATEWAY_API_VERSION HTTPRoute CRD copied" >&2
 fi
 
 # Kubernetes: a wrapper module that requires k8s.io/kubernetes and replaces each staging module

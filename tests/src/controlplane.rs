@@ -61,7 +61,7 @@ pub fn control_plane() -> &'static ControlPlane {
     }
 }
 
-fn version(key: &str) -> String {
+pub fn version(key: &str) -> String {
     VERSIONS
         .lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))

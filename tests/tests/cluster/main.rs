@@ -24,6 +24,7 @@ mod fresh;
 mod kubectl_login;
 mod operator;
 mod pages;
+mod policy;
 mod provider;
 mod readme;
 mod relying_parties;
