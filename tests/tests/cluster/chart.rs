@@ -118,7 +118,25 @@ async fn chart_lints_renders_applies_and_installs() {
         assert!(
             rendered.contains("kind: Deployment") && rendered.contains("kind: PodDisruptionBudget")
         );
+        // Everything, the cluster-wide ClientPolicy and admission policy included, passes the
+        // API server's validation; applied for real without those two, which would govern the
+        // namespaces of every other test on this shared control plane (the README test
+        // installs them on a control plane of its own).
+        assert!(
+            rendered.contains("kind: ValidatingAdmissionPolicy\n")
+                && rendered.contains("kind: ClientPolicy\n")
+        );
         apply(cp, &rendered, true);
+        let mut local = args.clone();
+        local.extend([
+            "--set",
+            "clientPolicy.createDefault=false",
+            "--set",
+            "clientPolicy.admission=false",
+        ]);
+        let (ok, rendered, err) = template(cp, &format!("r-{}", ns.name), &ns.name, &local);
+        assert!(ok, "helm template ({name}): {err}");
+        assert!(!rendered.contains("kind: ValidatingAdmissionPolicy"));
         apply(cp, &rendered, false);
         if name == "ha" {
             assert!(
@@ -147,11 +165,17 @@ async fn chart_lints_renders_applies_and_installs() {
     // helm install for real, as the README says.
     let ns = cp.namespace("chart-install").await;
     let mut cmd = helm(cp);
+    // The cluster-wide ClientPolicy and admission policy stay out of the control plane other
+    // tests share; the README test installs them on a control plane of its own.
     cmd.args(["install", "kube-oidc"]).arg(chart()).args([
         "--namespace",
         &ns.name,
         "--set",
         &format!("clientNamespaces={{{}}}", ns.name),
+        "--set",
+        "clientPolicy.createDefault=false",
+        "--set",
+        "clientPolicy.admission=false",
     ]);
     let (ok, out, err) = run(cmd, None);
     assert!(ok, "helm install: {out}{err}");
@@ -238,7 +262,14 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
         cp,
         release,
         &ns.name,
-        &["--set", &format!("clientNamespaces={{{team_list}}}")],
+        &[
+            "--set",
+            &format!("clientNamespaces={{{team_list}}}"),
+            "--set",
+            "clientPolicy.createDefault=false",
+            "--set",
+            "clientPolicy.admission=false",
+        ],
     );
     assert!(ok, "{err}");
     apply(cp, &rendered, false);

@@ -265,6 +265,31 @@ async fn readme_commands_work_as_written() {
 
     examples_readmes(cp, &quick_start).await;
 
+    // The chart's admission policy refuses a squatter at kubectl apply already: in my-team under
+    // the default ClientPolicy, in team-a under team-a's (examples/gitops labels it).
+    for (ns, policy) in [("my-team", "default"), ("team-a", "team-a")] {
+        let squatter = format!(
+            "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: squatter, namespace: {ns}}}\nspec:\n  clientId: team-b.wiki\n  redirectUris: [http://127.0.0.1:9/cb]\n"
+        );
+        let mut apply = cp.kubectl();
+        apply
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = apply.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), squatter.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains(&format!(
+                    "ClientPolicy {policy}: clientId team-b.wiki is not allowed"
+                )),
+            "{ns}: the squatter was not refused at admission: {err}"
+        );
+    }
+
     // All the way to a token from the cluster's provider, for the service example's client,
     // verified against the keys it publishes.
     provider_in_cluster.wait_ready(Duration::from_secs(30));
