@@ -3,8 +3,8 @@
 
 use std::{collections::HashMap, path::Path, time::Duration};
 
-use crds::{KeyState, OidcClient, OidcScope, SigningKey};
-use k8s_openapi::api::core::v1::Secret;
+use crds::{ClientPolicy, KeyState, OidcClient, OidcScope, SigningKey};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::Deserialize;
 
 use crate::{
@@ -63,6 +63,10 @@ struct Manifests {
     scopes: Vec<OidcScope>,
     keys: Vec<SigningKey>,
     secrets: HashMap<String, Secret>,
+    /// ClientPolicies and the Namespaces whose labels choose them: checked only when the
+    /// folder holds a policy (a folder has one owner).
+    policies: Vec<ClientPolicy>,
+    namespaces: HashMap<String, Namespace>,
 }
 
 impl Manifests {
@@ -106,6 +110,12 @@ impl Manifests {
             "OidcClient" => self.clients.push(parse(path, &kind, value)?),
             "OidcScope" => self.scopes.push(parse(path, &kind, value)?),
             "SigningKey" => self.keys.push(parse(path, &kind, value)?),
+            "ClientPolicy" => self.policies.push(parse(path, &kind, value)?),
+            "Namespace" => {
+                let n: Namespace = parse(path, &kind, value)?;
+                self.namespaces
+                    .insert(n.metadata.name.clone().unwrap_or_default(), n);
+            }
             "Secret" => {
                 let s: Secret = parse(path, &kind, value)?;
                 self.secrets
@@ -134,6 +144,27 @@ impl Manifests {
                 name: name.clone(),
                 message,
             };
+            let mut max_session = None;
+            if !self.policies.is_empty() {
+                let ns = c.metadata.namespace.as_deref().unwrap_or("default");
+                let labels = self
+                    .namespaces
+                    .get(ns)
+                    .and_then(|n| n.metadata.labels.as_ref());
+                // No namespace is trusted here: the folder's policies apply to every client.
+                let governing = crds::policy::governing(ns, labels, "", &self.policies);
+                max_session = governing.max_session();
+                let violations = crds::policy::check_client(c, &governing, &self.scopes, None);
+                if !violations.is_empty() {
+                    return Err(invalid(
+                        violations
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ));
+                }
+            }
             if let Some(other) = ids.insert(c.client_id(), name.clone()) {
                 return Err(invalid(format!(
                     "clientId {} is also used by {other}",
@@ -153,7 +184,7 @@ impl Manifests {
             } else {
                 Vec::new()
             };
-            served.push(ClientConfig::from_resource(c, hashes));
+            served.push(ClientConfig::from_resource(c, hashes).with_max_session(max_session));
         }
         Ok(served)
     }
@@ -229,4 +260,54 @@ pub fn load(dir: &Path, issuer: &str, users_secret: &str) -> Result<View, Manife
             registration: false,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    const CLIENT: &str = "apiVersion: kubeoidc.dev/v1alpha1
+kind: OidcClient
+metadata: {name: app, namespace: team-b}
+spec:
+  type: public
+  redirectUris: [https://app.example/cb]
+  consent: skip
+";
+
+    fn load(files: &[(&str, &str)]) -> Result<crate::config::View, super::ManifestError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        super::load(dir.path(), "http://127.0.0.1:8080", "kube-oidc-users")
+    }
+
+    /// A folder has one owner: its policies apply only where it holds one, and then as in a
+    /// cluster (the namespace's label, else the policy `default`).
+    #[test]
+    fn a_folder_policy_applies_to_its_clients() {
+        assert!(
+            load(&[("client.yaml", CLIENT)]).is_ok(),
+            "no policy: no checks"
+        );
+        let default = "apiVersion: kubeoidc.dev/v1alpha1\nkind: ClientPolicy\nmetadata: {name: default}\nspec: {}\n";
+        let e = load(&[("client.yaml", CLIENT), ("policy.yaml", default)])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("OidcClient app") && e.contains("consent: skip is not allowed"),
+            "{e}"
+        );
+        let lenient = "apiVersion: kubeoidc.dev/v1alpha1\nkind: ClientPolicy\nmetadata: {name: lenient}\nspec: {allowConsentSkip: true}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team-b, labels: {kubeoidc.dev/client-policy: lenient}}\n";
+        assert!(
+            load(&[
+                ("client.yaml", CLIENT),
+                ("policy.yaml", default),
+                ("team-b.yaml", lenient)
+            ])
+            .is_ok()
+        );
+    }
 }
