@@ -143,6 +143,9 @@ impl Default for ClientPolicySpec {
     }
 }
 
+/// Label on the OidcClients that dynamic client registration creates.
+pub const REGISTERED_LABEL: &str = "kubeoidc.dev/registered";
+
 /// The rules that govern a namespace.
 #[derive(Clone, Copy, Debug)]
 pub enum Governing<'a> {
@@ -152,6 +155,21 @@ pub enum Governing<'a> {
     Policy(&'a ClientPolicy),
     /// No policy: [`ClientPolicySpec::default`].
     BuiltIn,
+    /// A client made by dynamic registration, in a namespace without a policy label: the
+    /// built-in defaults, only the code and refresh grants, only the built-in user scopes.
+    Registration,
+}
+
+/// The rules of registered clients without a policy of their namespace's own.
+pub fn registration_defaults() -> ClientPolicySpec {
+    ClientPolicySpec {
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: crate::BUILTIN_SCOPES
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect(),
+        ..ClientPolicySpec::default()
+    }
 }
 
 impl Governing<'_> {
@@ -164,6 +182,7 @@ impl Governing<'_> {
                 p.metadata.name.as_deref().unwrap_or_default()
             ),
             Self::BuiltIn => "the built-in client policy".into(),
+            Self::Registration => "the built-in policy of registered clients".into(),
         }
     }
 
@@ -172,8 +191,31 @@ impl Governing<'_> {
         match self {
             Self::Trusted => None,
             Self::Policy(p) => Some(p.spec.max_lifetimes.session.into()),
-            Self::BuiltIn => Some(MaxLifetimes::default().session.into()),
+            Self::BuiltIn | Self::Registration => Some(MaxLifetimes::default().session.into()),
         }
+    }
+}
+
+/// The policy that governs `client` in its namespace (with its labels): as [`governing`], but
+/// a registered client is never trusted, wherever it was registered.
+pub fn governing_client<'a>(
+    client: &OidcClient,
+    labels: Option<&BTreeMap<String, String>>,
+    provider_namespace: &str,
+    policies: &'a [ClientPolicy],
+) -> Governing<'a> {
+    let ns = client.metadata.namespace.as_deref().unwrap_or_default();
+    let registered = client
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(REGISTERED_LABEL));
+    if !registered {
+        return governing(ns, labels, provider_namespace, policies);
+    }
+    match labels.and_then(|l| l.get(POLICY_LABEL)) {
+        Some(_) => governing(ns, labels, provider_namespace, policies),
+        None => Governing::Registration,
     }
 }
 
@@ -250,10 +292,12 @@ pub fn check_client(
 ) -> Vec<Violation> {
     let mut out = audience_violations(client, governing, scopes);
     let builtin = ClientPolicySpec::default();
+    let registration = registration_defaults();
     let policy = match governing {
         Governing::Trusted => return out,
         Governing::Policy(p) => &p.spec,
         Governing::BuiltIn => &builtin,
+        Governing::Registration => &registration,
     };
     let name = governing.name();
     let ns = client.metadata.namespace.as_deref().unwrap_or_default();
@@ -269,7 +313,18 @@ pub fn check_client(
         })
     };
 
-    if let Some(id) = spec.client_id.as_deref().filter(|id| *id != own_id)
+    // Registration names a client and its ID alike, at random (`dcr-...`).
+    let registered_id = matches!(governing, Governing::Registration)
+        && spec.client_id.as_deref() == client.metadata.name.as_deref()
+        && client
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("dcr-"));
+    if let Some(id) = spec
+        .client_id
+        .as_deref()
+        .filter(|id| *id != own_id && !registered_id)
         && !policy
             .client_id_patterns
             .iter()

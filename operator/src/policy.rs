@@ -30,7 +30,8 @@ pub async fn check(client: &OidcClient, ctx: &Context) -> Result<Result<(), Refu
         .iter()
         .filter_map(|g| g.0.as_ref().ok().cloned())
         .collect();
-    let governing = rules::governing(&ns, labels.as_ref(), &ctx.args.namespace, &policies);
+    let governing =
+        rules::governing_client(client, labels.as_ref(), &ctx.args.namespace, &policies);
     let scopes: Vec<OidcScope> = ctx
         .scopes
         .state()

@@ -98,6 +98,10 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_PASSWORD_HASH_MEMORY", default_value_t = 48)]
     pub password_hash_memory: u32,
 
+    /// How many clients dynamic registration may create (its namespace's quota).
+    #[arg(long, env = "KUBE_OIDC_REGISTRATION_QUOTA", default_value_t = 100)]
+    pub registration_quota: usize,
+
     /// Accept registration metadata URLs on private and loopback addresses.
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_ALLOW_PRIVATE_URLS")]
     pub registration_allow_private_urls: bool,

@@ -179,6 +179,7 @@ async fn watch_or_load(
                 policy,
                 allow_private_urls: args.registration_allow_private_urls,
                 consent: args.registration_consent,
+                quota: args.registration_quota,
             },
             registry: kubernetes::registry::Registry::new(client.clone(), namespace),
         }

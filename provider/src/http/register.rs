@@ -101,6 +101,19 @@ async fn register_client(
     reg.settings.admits(extract::bearer(headers).as_deref())?;
     let m = json_body(body)?;
     let mut spec = registration::spec_from_metadata(&reg.settings, &m).await?;
+    // Anonymous callers must not fill the cluster with objects.
+    let held = reg.registry.count().await.map_err(registry_error)?;
+    if held >= reg.settings.quota {
+        tracing::warn!(
+            held,
+            quota = reg.settings.quota,
+            "registration refused: quota reached"
+        );
+        return Err(OAuthError::AccessDenied(format!(
+            "the registration quota of {} clients is reached; ask the platform team",
+            reg.settings.quota
+        )));
+    }
     let issuer = s.view.load().issuer.clone();
     let name = format!("dcr-{}", &hex_id());
     let token = random_token();
@@ -147,9 +160,18 @@ fn hex_id() -> String {
 /// verdict on it (its Ready condition) says why.
 async fn served(s: &Shared, reg: &Registration, name: &str) -> Result<(), OAuthError> {
     let deadline = tokio::time::Instant::now() + ACCEPT_TIMEOUT;
+    let mut next_verdict = tokio::time::Instant::now() + Duration::from_millis(200);
     while tokio::time::Instant::now() < deadline {
         if s.view.load().client(name).is_some() {
             return Ok(());
+        }
+        // A refusal (invalid metadata, the registration policy) is answered at once.
+        if tokio::time::Instant::now() >= next_verdict {
+            if let Some(message) = reg.registry.refusal(name).await {
+                tracing::info!(client = %name, %message, "registered client refused; removed");
+                return Err(OAuthError::InvalidClientMetadata(message));
+            }
+            next_verdict = tokio::time::Instant::now() + Duration::from_millis(200);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

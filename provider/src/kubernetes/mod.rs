@@ -277,8 +277,8 @@ fn build(
             }
             // The policy as it is now, even when the operator is not running to say so.
             let ns = c.namespace().unwrap_or_default();
-            let governing = crds::policy::governing(
-                &ns,
+            let governing = crds::policy::governing_client(
+                c,
                 labels.get(&ns),
                 &settings.namespace,
                 &policies,

@@ -14,7 +14,7 @@ use serde_json::json;
 /// Annotation holding the hash of a registered client's registration access token.
 pub const TOKEN_ANNOTATION: &str = "kubeoidc.dev/registration-token-hash";
 /// Label on registered clients and their Secrets.
-pub const REGISTERED_LABEL: &str = "kubeoidc.dev/registered";
+pub use crds::policy::REGISTERED_LABEL;
 
 /// Why the registry could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,15 @@ impl Registry {
             }
         }
         Ok(created)
+    }
+
+    /// How many registered clients the namespace holds.
+    pub async fn count(&self) -> Result<usize, RegistryError> {
+        let list = self
+            .clients()
+            .list_metadata(&kube::api::ListParams::default().labels(REGISTERED_LABEL))
+            .await?;
+        Ok(list.items.len())
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<OidcClient>, RegistryError> {

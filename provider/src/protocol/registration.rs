@@ -29,6 +29,8 @@ pub struct Settings {
     pub allow_private_urls: bool,
     /// Consent policy of registered clients (never `skip`: they are third parties).
     pub consent: ConsentPolicy,
+    /// How many registered clients the registration namespace may hold.
+    pub quota: usize,
 }
 
 impl Settings {

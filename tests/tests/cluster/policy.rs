@@ -458,3 +458,76 @@ spec:
     kubectl(cp, &["delete", "clientpolicy", &policy]);
     t.delete().await;
 }
+
+/// Anonymous registration (policy open) in the provider's own namespace: a registrant never
+/// inherits that namespace's trust. No machine tokens, no other team's API, and no more clients
+/// than the quota.
+#[tokio::test]
+async fn anonymous_registration_cannot_mint_machine_tokens_take_audiences_or_exceed_its_quota() {
+    let cp = control_plane();
+    let ns = cp.namespace("dcr-policy").await;
+    let _op = Operator::start(cp, &ns.name, "a", &[]);
+    create_signing_key(&ns).await;
+    apply(
+        cp,
+        Some(&ns.name),
+        "apiVersion: kubeoidc.dev/v1alpha1
+kind: OidcScope
+metadata: {name: payments-write}
+spec:
+  name: payments:write
+  audience: payments-api
+",
+    );
+    let mut p = Provider::in_cluster(
+        cp,
+        &ns.name,
+        "memory",
+        &["--registration", "open", "--registration-quota", "2"],
+    );
+    p.wait_ready(Duration::from_secs(30));
+    let c = crate::provider::http();
+    let register = |metadata: serde_json::Value| {
+        let c = c.clone();
+        let url = p.url("/register");
+        async move {
+            let r = c.post(url).json(&metadata).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, e) = register(serde_json::json!({
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }))
+    .await;
+    assert!(
+        status == 400
+            && e["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("grant type client_credentials is not allowed"),
+        "a registrant got machine tokens: {status} {e}"
+    );
+    let (status, e) = register(serde_json::json!({
+        "redirect_uris": ["http://127.0.0.1:8000/cb"],
+        "scope": "openid payments:write",
+    }))
+    .await;
+    assert!(
+        status == 400 && e.to_string().contains("payments"),
+        "a registrant got another team's audience: {status} {e}"
+    );
+    let ok =
+        serde_json::json!({"redirect_uris": ["http://127.0.0.1:8000/cb"], "scope": "openid email"});
+    for _ in 0..2 {
+        let (status, e) = register(ok.clone()).await;
+        assert_eq!(status, 201, "{e}");
+    }
+    let (status, e) = register(ok).await;
+    assert!(
+        status >= 400 && e.to_string().contains("quota"),
+        "registration beyond the quota: {status} {e}"
+    );
+    ns.delete().await;
+}
