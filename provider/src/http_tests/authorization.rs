@@ -174,6 +174,33 @@ async fn code_flow_with_pkce_issues_complete_tokens() {
     single_sign_on_and_prompts(&h, &mut b, &session).await;
 }
 
+/// The attack: a client deleted and another created with its ID (by whoever may then claim it)
+/// would inherit the consents users gave the first. Consent belongs to the client object.
+#[tokio::test]
+async fn a_new_client_reusing_an_id_starts_without_consent() {
+    let h = harness();
+    let mut b = Browser::default();
+    let uri = authorize_uri("web", "https://web.example/cb", "");
+    let page = b.get(&h, &uri).await;
+    sign_in_and_consent(&h, &mut b, &page).await;
+    let again = b.get(&h, &uri).await;
+    assert_eq!(
+        again.status,
+        StatusCode::FOUND,
+        "consent once is remembered"
+    );
+    assert!(again.query().contains_key("code"));
+    // The same client ID, another object.
+    let (mut view, _) = crate::test_support::view(None);
+    let mut web = (*view.client("web").unwrap()).clone();
+    web.uid = "another-object".into();
+    view.clients.insert("web".into(), Arc::new(web));
+    h.view.store(Arc::new(view));
+    let asked = b.get(&h, &uri).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(asked.body.contains("name=\"decision\""), "{}", asked.body);
+}
+
 fn pages_are_escaped_and_locked_down(page: &Reply) {
     // Pages escape what they show and carry the security headers.
     assert!(

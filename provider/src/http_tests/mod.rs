@@ -33,6 +33,8 @@ pub(super) use crate::test_support::{CHALLENGE, ISSUER, PASSWORD, VERIFIER};
 pub(super) struct Harness {
     app: Router,
     kid: String,
+    /// What the provider serves, to change as a watch would.
+    view: Arc<ArcSwap<crate::config::View>>,
 }
 
 pub(super) fn harness_with(store: Store) -> Harness {
@@ -41,8 +43,9 @@ pub(super) fn harness_with(store: Store) -> Harness {
 
 pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
     let (view, kid) = crate::test_support::view(backchannel);
+    let shared_view = Arc::new(ArcSwap::from_pointee(view));
     let state = Arc::new(AppState {
-        view: Arc::new(ArcSwap::from_pointee(view)),
+        view: shared_view.clone(),
         store,
         metrics: Arc::new(Metrics::default()),
         http: {
@@ -57,6 +60,7 @@ pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
     Harness {
         app: router(state),
         kid,
+        view: shared_view,
     }
 }
 
