@@ -531,3 +531,170 @@ spec:
     );
     ns.delete().await;
 }
+
+/// The client secret of a client, from the Secret the operator wrote next to it.
+async fn credentials(ns: &TestNamespace, client: &str) -> (String, String) {
+    let secret = eventually("the client's Secret", Duration::from_secs(20), || async {
+        ns.api::<k8s_openapi::api::core::v1::Secret>()
+            .get_opt(&format!("{client}-oidc"))
+            .await
+            .ok()?
+    })
+    .await;
+    let data = secret.data.unwrap();
+    let get = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    (get("client-id"), get("client-secret"))
+}
+
+/// The attacks a tenant makes at the provider itself, on the real control plane: a client
+/// whose ID is a user's subject (impersonation), a secret replayed with another authentication
+/// method, and the claims parameter asking for what no granted scope releases.
+#[tokio::test]
+async fn a_tenant_cannot_impersonate_a_user_switch_auth_methods_or_take_claims_without_consent() {
+    let cp = control_plane();
+    let t = tenants("provider-attacks").await;
+    create_signing_key(&t.platform).await;
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$MxEOWQvRq72CCcDaAkwOJg$9H+XUKV4SmiAcDmyWAfnQZ2xlItMdqlSLJCbvEyF2k4";
+    apply(
+        cp,
+        Some(&t.platform.name),
+        &format!(
+            "apiVersion: v1
+kind: Secret
+metadata: {{name: kube-oidc-users}}
+stringData:
+  users.yaml: |
+    - {{username: alice, passwordHash: \"{hash}\", email: alice@example.com, emailVerified: true, groups: [admins]}}
+    - {{username: mallory, sub: {}.svc, passwordHash: \"{hash}\"}}
+",
+            t.a.name
+        ),
+    );
+    apply(
+        cp,
+        Some(&t.a.name),
+        "apiVersion: kubeoidc.dev/v1alpha1
+kind: OidcClient
+metadata: {name: svc}
+spec:
+  grantTypes: [client_credentials]
+---
+apiVersion: kubeoidc.dev/v1alpha1
+kind: OidcClient
+metadata: {name: poster}
+spec:
+  grantTypes: [client_credentials]
+  tokenEndpointAuthMethod: client_secret_post
+---
+apiVersion: kubeoidc.dev/v1alpha1
+kind: OidcClient
+metadata: {name: web}
+spec:
+  type: public
+  redirectUris: [http://127.0.0.1:9/cb]
+  scopes: [openid]
+",
+    );
+    for c in ["svc", "poster", "web"] {
+        wait_reason(&t.a, c, "Accepted").await;
+    }
+    let mut p = Provider::in_cluster(
+        cp,
+        &t.platform.name,
+        "memory",
+        &["--client-namespaces", &t.a.name],
+    );
+    p.wait_ready(Duration::from_secs(30));
+    let http = crate::provider::http();
+
+    // Impersonation: the client's ID is mallory's subject.
+    let (id, secret) = credentials(&t.a, "svc").await;
+    let r = eventually(
+        "the provider to know svc",
+        Duration::from_secs(10),
+        || async {
+            let r = client_credentials(&p.issuer, &id, &secret).await;
+            (r.status() != 401).then_some(r)
+        },
+    )
+    .await;
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        e["error"], "unauthorized_client",
+        "a machine token with a user's subject: {e}"
+    );
+
+    // The poster's secret, replayed with Basic.
+    let (id, secret) = credentials(&t.a, "poster").await;
+    let r = client_credentials(&p.issuer, &id, &secret).await;
+    assert_eq!(r.status(), 401);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("client_secret_post"),
+        "{e}"
+    );
+    let ok = http
+        .post(p.url("/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+            ("client_secret", secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "with its own method");
+
+    // Claims without consent: scope openid, the claims parameter asking for email and groups.
+    let (verifier, challenge) = crate::provider::pkce();
+    let claims = url::form_urlencoded::byte_serialize(
+        br#"{"id_token":{"email":null,"groups":null},"userinfo":{"email":null}}"#,
+    )
+    .collect::<String>();
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={}.web&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&claims={claims}&code_challenge={challenge}&code_challenge_method=S256",
+        p.issuer, t.a.name
+    );
+    let location =
+        crate::provider::browser_sign_in(&http, &authorize, "alice", "demo-password").await;
+    let code = crate::provider::query(&location).remove("code").unwrap();
+    let tokens: serde_json::Value = http
+        .post(p.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("client_id", &format!("{}.web", t.a.name)),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_token = crate::provider::verify(
+        &p.issuer,
+        tokens["id_token"].as_str().unwrap(),
+        &format!("{}.web", t.a.name),
+    )
+    .await;
+    assert!(
+        id_token.get("email").is_none() && id_token.get("groups").is_none(),
+        "claims released without consent: {id_token}"
+    );
+    let userinfo: serde_json::Value = http
+        .get(p.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(userinfo.get("email").is_none(), "{userinfo}");
+    t.delete().await;
+}
