@@ -181,6 +181,7 @@ pub enum Reason {
     Invalid(crds::validation::Reason),
     ClientIdConflict,
     UnknownScope,
+    NoSigningKey,
     PolicyViolation,
     SecretMissing,
     SecretConflict,
@@ -200,6 +201,7 @@ impl Reason {
             Self::Invalid(r) => r.as_str(),
             Self::ClientIdConflict => "ClientIdConflict",
             Self::UnknownScope => "UnknownScope",
+            Self::NoSigningKey => "NoSigningKey",
             Self::PolicyViolation => "PolicyViolation",
             Self::SecretMissing => "SecretMissing",
             Self::SecretConflict => "SecretConflict",
@@ -280,6 +282,31 @@ fn references(client: &OidcClient, ctx: &Context) -> Result<(), Refusal> {
                     .collect::<Vec<_>>()
                     .join(", "),
                 ctx.args.namespace
+            ),
+        ));
+    }
+    // With signing keys configured, one must have the client's algorithm: otherwise every
+    // token request would fail. (With none at all, the provider is not ready anyway.)
+    let algorithms: Vec<crds::Algorithm> = ctx
+        .signing_keys
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .map(|k| k.spec.algorithm)
+        .collect();
+    let alg = client.spec.signing_algorithm;
+    if !algorithms.is_empty() && !algorithms.contains(&alg) {
+        return Err((
+            Reason::NoSigningKey,
+            format!(
+                "spec.signingAlgorithm: no SigningKey in namespace {} has algorithm {}; create one or set spec.signingAlgorithm to one of {}",
+                ctx.args.namespace,
+                alg.as_str(),
+                algorithms
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }

@@ -84,8 +84,9 @@ pub struct Args {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
-    /// Log format: `json` (in a cluster) or `text`.
-    #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", default_value = "json")]
+    /// Log format: `auto` (text when stderr is a terminal, JSON lines otherwise), `json` or
+    /// `text`.
+    #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", default_value = "auto", value_parser = ["auto", "json", "text"])]
     pub log_format: String,
 }
 
@@ -109,6 +110,8 @@ pub struct Context {
     /// ClientPolicies, and the Namespaces whose labels choose them.
     pub policies: Store<DeserializeGuard<ClientPolicy>>,
     pub namespaces: Store<Namespace>,
+    /// SigningKeys in the provider's namespace: a client's algorithm needs one.
+    pub signing_keys: Store<DeserializeGuard<SigningKey>>,
     /// Consecutive failures per object, for the error policy's backoff.
     pub failures: Backoff,
 }
@@ -167,7 +170,8 @@ fn init_tracing(format: &str) {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if format == "json" {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if format == "json" || (format == "auto" && !terminal) {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
@@ -356,6 +360,17 @@ async fn run_controllers(
     )
     .applied_objects()
     .for_each(|_| futures::future::ready(()));
+    let (key_store, key_writer) = reflector::store::<DeserializeGuard<SigningKey>>();
+    let key_reflector = reflector::reflector(
+        key_writer,
+        watcher(
+            Api::<DeserializeGuard<SigningKey>>::namespaced(client.clone(), &args.namespace),
+            watcher::Config::default(),
+        ),
+    )
+    .applied_objects()
+    .for_each(|_| futures::future::ready(()));
+    let keys_task = tokio::spawn(key_reflector);
     let (namespace_store, namespace_writer) = reflector::store::<Namespace>();
     let namespace_reflector = reflector::reflector(
         namespace_writer,
@@ -385,9 +400,12 @@ async fn run_controllers(
             true
         }
     };
-    let (policies_ready, namespaces_ready) =
-        futures::join!(policies_ready, namespace_store.wait_until_ready());
-    if !policies_ready || namespaces_ready.is_err() {
+    let (policies_ready, namespaces_ready, keys_ready) = futures::join!(
+        policies_ready,
+        namespace_store.wait_until_ready(),
+        key_store.wait_until_ready()
+    );
+    if !policies_ready || namespaces_ready.is_err() || keys_ready.is_err() {
         tracing::error!("the ClientPolicy or Namespace cache never filled");
         return;
     }
@@ -401,6 +419,7 @@ async fn run_controllers(
         scopes: scope_store.clone(),
         policies: policy_store,
         namespaces: namespace_store,
+        signing_keys: key_store.clone(),
         failures: Backoff::default(),
     });
 
@@ -426,7 +445,13 @@ async fn run_controllers(
     let clients_for_policies = ctx.clients.clone();
     let clients_for_namespaces = ctx.clients.clone();
     let clients_for_routes = ctx.clients.clone();
+    let clients_for_keys = ctx.clients.clone();
     let client_controller = client_controller
+        .watches(
+            Api::<DeserializeGuard<SigningKey>>::namespaced(client.clone(), &args.namespace),
+            watcher::Config::default(),
+            move |_| client::all_clients(&clients_for_keys),
+        )
         .watches(
             Api::<DeserializeGuard<ClientPolicy>>::all(client.clone()),
             watcher::Config::default(),
@@ -499,6 +524,7 @@ async fn run_controllers(
         t.abort();
     }
     namespaces_task.abort();
+    keys_task.abort();
 }
 
 /// ClusterLogins in the provider's namespace, re-rendered when their client, their CA or the
@@ -550,7 +576,18 @@ fn install_crypto_provider() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what is wrong, in the error's own words.
+            eprintln!("kube-oidc-operator: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     install_crypto_provider();
     let args = Args::parse();
     init_tracing(&args.log_format);

@@ -107,7 +107,7 @@ pub struct Args {
     pub registration_allow_private_urls: bool,
 
     /// Log format: `json` (in a cluster) or `text`.
-    #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
 }
 
@@ -125,6 +125,12 @@ fn registration_consent(value: &str) -> Result<crds::ConsentPolicy, String> {
 pub enum Command {
     /// Read a password on stdin and print its argon2id PHC string for the users file.
     HashPassword,
+    /// Check a folder of manifests as the operator and the provider would (for CI before
+    /// anything reaches the cluster): one line per problem, exit status 1 if there is one.
+    Check {
+        /// The folder (every *.yaml / *.yml in it).
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Where short-lived protocol state lives.
@@ -160,10 +166,25 @@ pub enum RegistrationPolicy {
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Text when stderr is a terminal, JSON lines otherwise.
+    Auto,
     /// JSON lines (in a cluster).
     Json,
     /// For humans.
     Text,
+}
+
+impl LogFormat {
+    /// The format `Auto` stands for here.
+    pub fn resolved(self) -> LogFormat {
+        match self {
+            LogFormat::Auto if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+                LogFormat::Text
+            }
+            LogFormat::Auto => LogFormat::Json,
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +215,7 @@ mod tests {
             (
                 StoreUrl::Memory,
                 RegistrationPolicy::Closed,
-                LogFormat::Json
+                LogFormat::Auto
             )
         );
         for bad in [

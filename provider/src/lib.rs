@@ -44,9 +44,9 @@ pub fn init_tracing(format: LogFormat) {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    match format.resolved() {
         LogFormat::Text => builder.init(),
+        _ => builder.json().flatten_event(true).init(),
     }
 }
 

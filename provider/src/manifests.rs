@@ -22,6 +22,12 @@ pub enum ManifestError {
         name: String,
         message: String,
     },
+    #[error("{path}: OidcClient {name}: {message}")]
+    Client {
+        path: String,
+        name: String,
+        message: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -56,10 +62,44 @@ fn checked(
     })
 }
 
+/// Duration fields that do not parse, said as the API server says it (its CEL rule's message)
+/// rather than as the deserializer would.
+fn durations(value: &serde_yaml::Value) -> Result<(), String> {
+    let spec = &value["spec"];
+    let fields = [
+        ("accessTokenTtl", &spec["accessTokenTtl"]),
+        ("idTokenTtl", &spec["idTokenTtl"]),
+        ("refreshTokenTtl", &spec["refreshTokenTtl"]),
+        ("interval", &spec["rotation"]["interval"]),
+        ("prepublish", &spec["rotation"]["prepublish"]),
+        ("retain", &spec["rotation"]["retain"]),
+    ];
+    for (field, v) in fields {
+        if v.is_null() {
+            continue;
+        }
+        let text = v
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| format!("{v:?}"));
+        let positive = text
+            .parse::<kube::core::Duration>()
+            .is_ok_and(|d| !std::time::Duration::from(d).is_zero())
+            && !text.starts_with('-');
+        if !positive {
+            return Err(format!(
+                "{field} must be a positive duration such as 720h, 15m or 90s, not \"{text}\""
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The objects of a folder, by kind.
 #[derive(Default)]
 struct Manifests {
-    clients: Vec<OidcClient>,
+    /// Each with the file it came from.
+    clients: Vec<(std::path::PathBuf, OidcClient)>,
     scopes: Vec<OidcScope>,
     keys: Vec<SigningKey>,
     secrets: HashMap<String, Secret>,
@@ -103,11 +143,14 @@ impl Manifests {
             kind: &str,
             value: serde_yaml::Value,
         ) -> Result<T, ManifestError> {
+            durations(&value).map_err(|m| file_err(path, format!("{kind}: {m}")))?;
             serde_yaml::from_value(value)
                 .map_err(|e| file_err(path, format!("not a valid {kind}: {e}")))
         }
         match kind.as_str() {
-            "OidcClient" => self.clients.push(parse(path, &kind, value)?),
+            "OidcClient" => self
+                .clients
+                .push((path.to_path_buf(), parse(path, &kind, value)?)),
             "OidcScope" => self.scopes.push(parse(path, &kind, value)?),
             "SigningKey" => self.keys.push(parse(path, &kind, value)?),
             "ClientPolicy" => self.policies.push(parse(path, &kind, value)?),
@@ -132,58 +175,93 @@ impl Manifests {
         crds::secret::secret_data(self.secrets.get(name)?, key)
     }
 
+    /// The policy a client of the folder follows: only when the folder holds one.
+    fn governing(&self, c: &OidcClient) -> Option<crds::policy::Governing<'_>> {
+        if self.policies.is_empty() {
+            return None;
+        }
+        let ns = c.metadata.namespace.as_deref().unwrap_or("default");
+        let labels = self
+            .namespaces
+            .get(ns)
+            .and_then(|n| n.metadata.labels.as_ref());
+        // No namespace is trusted here: the folder's policies apply to every client.
+        Some(crds::policy::governing_client(
+            c,
+            labels,
+            "",
+            &self.policies,
+        ))
+    }
+
+    /// Everything wrong with a client of the folder, one message per problem, in the words the
+    /// operator uses. `ids` holds the client IDs seen so far.
+    fn client_problems(&self, c: &OidcClient, ids: &mut HashMap<String, String>) -> Vec<String> {
+        let name = c.metadata.name.clone().unwrap_or_default();
+        let mut out: Vec<String> = crds::validation::validate_client(c)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if let Some(governing) = self.governing(c) {
+            out.extend(
+                crds::policy::check_client(c, &governing, &self.scopes, None)
+                    .iter()
+                    .map(ToString::to_string),
+            );
+        }
+        // Every token request of a client without a key for its algorithm would fail. (A folder
+        // without keys, such as a GitOps folder of clients, is checked as the operator checks a
+        // cluster without them: not at all.)
+        let alg = c.spec.signing_algorithm;
+        if !self.keys.is_empty() && !self.keys.iter().any(|k| k.spec.algorithm == alg) {
+            out.push(format!(
+                "spec.signingAlgorithm: no SigningKey in the folder has algorithm {}; add one (see examples/signing-key) or set spec.signingAlgorithm to {}",
+                alg.as_str(),
+                self.keys
+                    .first()
+                    .map_or("the algorithm of a SigningKey you add", |k| k.spec.algorithm.as_str())
+            ));
+        }
+        if let Some(other) = ids.insert(c.client_id(), name) {
+            out.push(format!(
+                "spec.clientId: {} is also used by OidcClient {other}",
+                c.client_id()
+            ));
+        }
+        out
+    }
+
     /// The clients, validated, each with its secret's hash.
     fn served_clients(&self) -> Result<Vec<ClientConfig>, ManifestError> {
         let mut served = Vec::new();
         let mut ids = HashMap::new();
-        for c in &self.clients {
+        for (path, c) in &self.clients {
             let name = c.metadata.name.clone().unwrap_or_default();
-            checked("OidcClient", &name, crds::validation::validate_client(c))?;
-            let invalid = |message: String| ManifestError::Invalid {
-                kind: "OidcClient",
-                name: name.clone(),
-                message,
-            };
-            let mut max_session = None;
-            if !self.policies.is_empty() {
-                let ns = c.metadata.namespace.as_deref().unwrap_or("default");
-                let labels = self
-                    .namespaces
-                    .get(ns)
-                    .and_then(|n| n.metadata.labels.as_ref());
-                // No namespace is trusted here: the folder's policies apply to every client.
-                let governing = crds::policy::governing(ns, labels, "", &self.policies);
-                max_session = governing.max_session();
-                let violations = crds::policy::check_client(c, &governing, &self.scopes, None);
-                if !violations.is_empty() {
-                    return Err(invalid(
-                        violations
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ));
-                }
-            }
-            if let Some(other) = ids.insert(c.client_id(), name.clone()) {
-                return Err(invalid(format!(
-                    "clientId {} is also used by {other}",
-                    c.client_id()
-                )));
-            }
-            let hashes = if c.spec.type_ == crds::ClientType::Confidential {
-                let secret = self
+            let mut problems = self.client_problems(c, &mut ids);
+            // In a cluster the operator generates it; here it comes with the folder.
+            if c.spec.type_ == crds::ClientType::Confidential
+                && self
                     .secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET)
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "a confidential client needs its secret: add a Secret named {} with key client-secret",
-                            c.secret_name()
-                        ))
-                    })?;
-                vec![crds::secret::hash_secret(&secret)]
-            } else {
-                Vec::new()
-            };
+                    .is_none()
+            {
+                problems.push(format!(
+                    "a confidential client needs its secret: add a Secret named {} with key client-secret",
+                    c.secret_name()
+                ));
+            }
+            if !problems.is_empty() {
+                return Err(ManifestError::Client {
+                    path: path.display().to_string(),
+                    name,
+                    message: problems.join("; "),
+                });
+            }
+            let max_session = self.governing(c).and_then(|g| g.max_session());
+            let hashes = self
+                .secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET)
+                .filter(|_| c.spec.type_ == crds::ClientType::Confidential)
+                .map(|secret| vec![crds::secret::hash_secret(&secret)])
+                .unwrap_or_default();
             served.push(ClientConfig::from_resource(c, hashes).with_max_session(max_session));
         }
         Ok(served)
@@ -241,6 +319,48 @@ impl Manifests {
     }
 }
 
+/// `kube-oidc-provider check DIR`: every problem of the folder, one line each
+/// (`file: OidcClient name: field: message`, in the words the operator uses); empty when the
+/// provider would start from it.
+pub fn check(dir: &Path, users_secret: &str) -> Vec<String> {
+    let m = match Manifests::read(dir) {
+        Ok(m) => m,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut out = Vec::new();
+    let mut ids = HashMap::new();
+    for (path, c) in &m.clients {
+        let name = c.metadata.name.clone().unwrap_or_default();
+        for problem in m.client_problems(c, &mut ids) {
+            out.push(format!("{}: OidcClient {name}: {problem}", path.display()));
+        }
+    }
+    let named = |kind: &str, name: &Option<String>, problems: Vec<crds::validation::Invalid>| {
+        problems
+            .into_iter()
+            .map(|p| format!("{kind} {}: {p}", name.as_deref().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    for s in &m.scopes {
+        out.extend(named(
+            "OidcScope",
+            &s.metadata.name,
+            crds::validation::validate_scope(s),
+        ));
+    }
+    for k in &m.keys {
+        out.extend(named(
+            "SigningKey",
+            &k.metadata.name,
+            crds::validation::validate_signing_key(&k.spec),
+        ));
+    }
+    if let Err(e) = m.users(users_secret) {
+        out.push(e.to_string());
+    }
+    out
+}
+
 /// Reads every `*.yaml` / `*.yml` in `dir` and builds the view.
 pub fn load(dir: &Path, issuer: &str, users_secret: &str) -> Result<View, ManifestError> {
     let manifests = Manifests::read(dir)?;
@@ -287,27 +407,48 @@ spec:
     /// cluster (the namespace's label, else the policy `default`).
     #[test]
     fn a_folder_policy_applies_to_its_clients() {
+        let key = "apiVersion: kubeoidc.dev/v1alpha1\nkind: SigningKey\nmetadata: {name: main}\nspec: {}\n";
         assert!(
-            load(&[("client.yaml", CLIENT)]).is_ok(),
+            load(&[("client.yaml", CLIENT), ("key.yaml", key)]).is_ok(),
             "no policy: no checks"
         );
         let default = "apiVersion: kubeoidc.dev/v1alpha1\nkind: ClientPolicy\nmetadata: {name: default}\nspec: {}\n";
-        let e = load(&[("client.yaml", CLIENT), ("policy.yaml", default)])
-            .err()
-            .unwrap()
-            .to_string();
+        let e = load(&[
+            ("client.yaml", CLIENT),
+            ("key.yaml", key),
+            ("policy.yaml", default),
+        ])
+        .err()
+        .unwrap()
+        .to_string();
         assert!(
-            e.contains("OidcClient app") && e.contains("consent: skip is not allowed"),
+            e.contains("client.yaml: OidcClient app") && e.contains("consent: skip is not allowed"),
             "{e}"
         );
         let lenient = "apiVersion: kubeoidc.dev/v1alpha1\nkind: ClientPolicy\nmetadata: {name: lenient}\nspec: {allowConsentSkip: true}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team-b, labels: {kubeoidc.dev/client-policy: lenient}}\n";
         assert!(
             load(&[
                 ("client.yaml", CLIENT),
+                ("key.yaml", key),
                 ("policy.yaml", default),
                 ("team-b.yaml", lenient)
             ])
             .is_ok()
+        );
+    }
+
+    /// A client whose algorithm no SigningKey has is refused at start, naming file and field.
+    #[test]
+    fn a_client_without_a_key_for_its_algorithm_is_refused_at_start() {
+        let es256 = "apiVersion: kubeoidc.dev/v1alpha1\nkind: SigningKey\nmetadata: {name: ec}\nspec: {algorithm: ES256}\n";
+        let e = load(&[("client.yaml", CLIENT), ("key.yaml", es256)])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("client.yaml: OidcClient app: spec.signingAlgorithm: no SigningKey in the folder has algorithm RS256")
+                && e.contains("ES256"),
+            "{e}"
         );
     }
 }

@@ -342,6 +342,31 @@ async fn invalid_manifests_are_rejected_with_actionable_messages() {
             }
             Err(e) => failures.push(format!("{what}: {e}")),
         }
+        // `kube-oidc-provider check` (GitOps pipelines) refuses the same manifest in the same
+        // words; only the API server's own schema errors (an unknown enum value) are worded
+        // by each in its own way.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.yaml"), yaml).unwrap();
+        let out = std::process::Command::new(kube_oidc_tests::operator::workspace_binary(
+            "kube-oidc-provider",
+        ))
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() {
+            failures.push(format!("{what}: check accepted it"));
+        }
+        for needle in expected.iter().filter(|n| {
+            !n.starts_with("Unsupported value")
+                && !n.starts_with("spec.")
+                && **n != "authorization_code"
+        }) {
+            if !said.contains(needle) {
+                failures.push(format!("{what}: check's message lacks {needle:?}: {said}"));
+            }
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     ns.delete().await;

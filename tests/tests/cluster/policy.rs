@@ -698,3 +698,47 @@ spec:
     assert!(userinfo.get("email").is_none(), "{userinfo}");
     t.delete().await;
 }
+
+/// A client whose signing algorithm no SigningKey has would fail every token request: it is
+/// not Ready, and says which algorithms there are.
+#[tokio::test]
+async fn a_client_without_a_key_for_its_algorithm_is_not_ready() {
+    let cp = control_plane();
+    let ns = cp.namespace("no-key").await;
+    let _op = Operator::start(cp, &ns.name, "a", &[]);
+    apply(
+        cp,
+        Some(&ns.name),
+        "apiVersion: kubeoidc.dev/v1alpha1
+kind: SigningKey
+metadata: {name: ec}
+spec: {algorithm: ES256}
+---
+apiVersion: kubeoidc.dev/v1alpha1
+kind: OidcClient
+metadata: {name: app}
+spec:
+  redirectUris: [https://app.example/cb]
+",
+    );
+    let message = wait_reason(&ns, "app", "NoSigningKey").await;
+    assert!(
+        message.contains("algorithm RS256") && message.contains("ES256"),
+        "{message}"
+    );
+    kubectl(
+        cp,
+        &[
+            "patch",
+            "oidcclient",
+            "app",
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"signingAlgorithm":"ES256"}}"#,
+        ],
+    );
+    wait_reason(&ns, "app", "Accepted").await;
+    ns.delete().await;
+}

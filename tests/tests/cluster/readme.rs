@@ -267,9 +267,36 @@ async fn readme_commands_work_as_written() {
 
     // The chart's admission policy refuses a squatter at kubectl apply already: in my-team under
     // the default ClientPolicy, in team-a under team-a's (examples/gitops labels it).
-    for (ns, policy) in [("my-team", "default"), ("team-a", "team-a")] {
+    let refused = [
+        (
+            "my-team",
+            "  clientId: team-b.wiki\n  redirectUris: [http://127.0.0.1:9/cb]\n",
+            "ClientPolicy default: clientId team-b.wiki is not allowed",
+        ),
+        (
+            "team-a",
+            "  clientId: team-b.wiki\n  redirectUris: [http://127.0.0.1:9/cb]\n",
+            "ClientPolicy team-a: clientId team-b.wiki is not allowed",
+        ),
+        (
+            "my-team",
+            "  consent: skip\n  redirectUris: [http://127.0.0.1:9/cb]\n",
+            "ClientPolicy default: consent: skip is not allowed",
+        ),
+        (
+            "team-a",
+            "  accessTokenTtl: 2h\n  redirectUris: [http://127.0.0.1:9/cb]\n",
+            "ClientPolicy team-a: accessTokenTtl 2h is longer than the maximum 1h",
+        ),
+        (
+            "team-a",
+            "  redirectUris: [https://evil.example/cb]\n",
+            "ClientPolicy team-a: a redirect URI names a host that is not allowed",
+        ),
+    ];
+    for (ns, field, message) in refused {
         let squatter = format!(
-            "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: squatter, namespace: {ns}}}\nspec:\n  clientId: team-b.wiki\n  redirectUris: [http://127.0.0.1:9/cb]\n"
+            "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: squatter, namespace: {ns}}}\nspec:\n{field}"
         );
         let mut apply = cp.kubectl();
         apply
@@ -282,11 +309,8 @@ async fn readme_commands_work_as_written() {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            !out.status.success()
-                && err.contains(&format!(
-                    "ClientPolicy {policy}: clientId team-b.wiki is not allowed"
-                )),
-            "{ns}: the squatter was not refused at admission: {err}"
+            !out.status.success() && err.contains(message),
+            "{ns}: {field} was not refused at admission: {err}"
         );
     }
 
