@@ -534,6 +534,31 @@ impl ControlPlane {
         self.bin.join(name)
     }
 
+    /// `kubectl apply -f -` of `yaml` (in `namespace`) as the admin; panics with kubectl's
+    /// message when it is refused.
+    pub fn apply(&self, namespace: Option<&str>, yaml: &str) {
+        let mut cmd = self.kubectl();
+        cmd.args(["apply", "-f", "-"]);
+        if let Some(ns) = namespace {
+            cmd.args(["-n", ns]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(yaml.as_bytes()).expect("write to kubectl");
+        }
+        let out = child.wait_with_output().expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `kubectl` with the admin kubeconfig.
     pub fn kubectl(&self) -> Command {
         let mut cmd = Command::new(self.bin.join("kubectl"));

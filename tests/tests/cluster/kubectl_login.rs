@@ -4,7 +4,7 @@
 //! must not pass are refused.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -16,40 +16,11 @@ use kube::api::{Patch, PatchParams};
 use kube_oidc_tests::{ControlPlane, Operator, Provider, control_plane};
 use serde_json::{Value, json};
 
-use crate::{
-    operator::eventually,
-    provider::{browser_sign_in, pkce, query},
-};
+use crate::{operator::eventually, provider::code_flow};
 
 /// The password of every user below ("demo-password", as in examples/local).
 const PASSWORD: &str = "demo-password";
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$MxEOWQvRq72CCcDaAkwOJg$9H+XUKV4SmiAcDmyWAfnQZ2xlItMdqlSLJCbvEyF2k4";
-
-fn kubectl_apply(cp: &ControlPlane, ns: Option<&str>, yaml: &str) {
-    let mut cmd = cp.kubectl();
-    cmd.args(["apply", "-f", "-"]);
-    if let Some(ns) = ns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The platform team's objects: users, the issuer's CA, a key, the kubectl client, another
 /// application, and the ClusterLogin.
@@ -211,29 +182,16 @@ async fn tokens(issuer: &str, ca: &str, client_id: &str, redirect: &str, user: &
         .cookie_store(true)
         .build()
         .unwrap();
-    let (verifier, challenge) = pkce();
-    let authorize = format!(
-        "{issuer}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20email%20groups&code_challenge={challenge}&code_challenge_method=S256&state=s",
-        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
-    );
-    let location = browser_sign_in(&c, &authorize, user, PASSWORD).await;
-    let code = query(&location)
-        .remove("code")
-        .unwrap_or_else(|| panic!("no code in {location}"));
-    c.post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", client_id),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    code_flow(
+        &c,
+        issuer,
+        client_id,
+        redirect,
+        "openid email groups",
+        "",
+        user,
+    )
+    .await
 }
 
 /// The device flow as the person does it on another device: the URL kubelogin printed, sign
@@ -296,11 +254,7 @@ async fn kubectl_logs_in_with_the_rendered_configuration_and_kubelogin() {
     let issuer = format!("https://127.0.0.1:{port}");
 
     let _op = Operator::start(cp, &ns.name, "a", &["--issuer", &issuer]);
-    kubectl_apply(
-        cp,
-        Some(&ns.name),
-        &platform_objects(&ca_pem, callback_port),
-    );
+    cp.apply(Some(&ns.name), &platform_objects(&ca_pem, callback_port));
     let _provider = Provider::in_cluster_tls(cp, &ns.name, port, &cert_path, &key_path);
 
     // Rendered, with a status that says where and how current.
@@ -342,8 +296,7 @@ async fn kubectl_logs_in_with_the_rendered_configuration_and_kubelogin() {
         "--authentication-config={}",
         auth_config.display()
     )]);
-    kubectl_apply(
-        &b,
+    b.apply(
         None,
         "apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -617,13 +570,12 @@ spec:
   clientName: kubectl
   issuerCA: {secret: {name: issuer-ca}}
 ";
-    kubectl_apply(cp, Some(&ns.name), login);
+    cp.apply(Some(&ns.name), login);
     let message = wait_reason(&ns, "people", "ClientNotFound").await;
     assert!(message.contains("spec.clientName"), "{message}");
 
     let ca = cp.ca_pem().replace('\n', "\n    ");
-    kubectl_apply(
-        cp,
+    cp.apply(
         Some(&ns.name),
         &format!(
             "apiVersion: v1
@@ -686,8 +638,7 @@ spec:
 
     // The CA Secret is pointed at a private key by mistake: refused without echoing it, and
     // the last good files stay.
-    kubectl_apply(
-        cp,
+    cp.apply(
         Some(&ns.name),
         "apiVersion: v1
 kind: Secret
@@ -709,8 +660,7 @@ stringData:
     assert_eq!(status().await.digest, second.digest);
 
     // A ConfigMap that is someone else's is never overwritten.
-    kubectl_apply(
-        cp,
+    cp.apply(
         Some(&ns.name),
         "apiVersion: v1
 kind: ConfigMap

@@ -2,7 +2,7 @@
 //! against the real control plane, refused by the operator (`Ready=False`, `PolicyViolation`
 //! naming the rule and the fix) and by the provider even when the operator is not running.
 
-use std::{io::Write, process::Stdio, time::Duration};
+use std::time::Duration;
 
 use crds::OidcClient;
 use kube_oidc_tests::{
@@ -13,32 +13,6 @@ use crate::{
     operator::eventually,
     provider::{client_credentials, create_signing_key},
 };
-
-fn apply(cp: &ControlPlane, ns: Option<&str>, yaml: &str) {
-    let mut cmd = cp.kubectl();
-    cmd.args(["apply", "-f", "-"]);
-    if let Some(ns) = ns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn kubectl(cp: &ControlPlane, args: &[&str]) {
     let out = cp.kubectl().args(args).output().unwrap();
@@ -128,7 +102,7 @@ spec:
 async fn a_tenant_cannot_squat_another_tenants_client_id() {
     let cp = control_plane();
     let t = tenants("squat").await;
-    apply(cp, Some(&t.a.name), WEB);
+    cp.apply(Some(&t.a.name), WEB);
     wait_reason(&t.a, "web", "Accepted").await;
     let squat = format!(
         "apiVersion: kubeoidc.dev/v1alpha1
@@ -140,7 +114,7 @@ spec:
 ",
         t.a.name
     );
-    apply(cp, Some(&t.b.name), &squat);
+    cp.apply(Some(&t.b.name), &squat);
     let message = wait_reason(&t.b, "squatter", "PolicyViolation").await;
     assert!(
         message.contains("built-in client policy")
@@ -157,8 +131,7 @@ spec:
     );
     // A policy of its own lets team-b choose IDs, only its own kind.
     let policy = format!("{}-custom-ids", t.b.name);
-    apply(
-        cp,
+    cp.apply(
         None,
         &format!(
             "apiVersion: kubeoidc.dev/v1alpha1
@@ -198,7 +171,7 @@ spec:
 ",
         t.b.name
     );
-    apply(cp, Some(&t.b.name), &own);
+    cp.apply(Some(&t.b.name), &own);
     wait_reason(&t.b, "mine", "Accepted").await;
     kubectl(cp, &["delete", "clientpolicy", &policy]);
     t.delete().await;
@@ -210,8 +183,7 @@ spec:
 async fn a_tenant_cannot_take_another_teams_audience_skip_consent_or_live_forever() {
     let cp = control_plane();
     let t = tenants("audience").await;
-    apply(
-        cp,
+    cp.apply(
         Some(&t.platform.name),
         &format!(
             "apiVersion: kubeoidc.dev/v1alpha1
@@ -232,16 +204,15 @@ spec:
   grantTypes: [client_credentials]
   scopes: ['payments:write']
 ";
-    apply(cp, Some(&t.a.name), machine);
+    cp.apply(Some(&t.a.name), machine);
     wait_reason(&t.a, "pay", "Accepted").await;
-    apply(cp, Some(&t.b.name), machine);
+    cp.apply(Some(&t.b.name), machine);
     let message = wait_reason(&t.b, "pay", "PolicyViolation").await;
     assert!(
         message.contains("payments-api") && message.contains("allowedNamespaces"),
         "{message}"
     );
-    apply(
-        cp,
+    cp.apply(
         Some(&t.b.name),
         "apiVersion: kubeoidc.dev/v1alpha1
 kind: OidcClient
@@ -267,8 +238,7 @@ async fn the_provider_refuses_what_the_policy_forbids_even_with_the_operator_sto
     let cp = control_plane();
     let mut t = tenants("provider").await;
     create_signing_key(&t.platform).await;
-    apply(
-        cp,
+    cp.apply(
         Some(&t.a.name),
         "apiVersion: kubeoidc.dev/v1alpha1
 kind: OidcClient
@@ -302,8 +272,7 @@ spec:
 
     t.operator.kill();
     let policy = format!("{}-no-machines", t.a.name);
-    apply(
-        cp,
+    cp.apply(
         None,
         &format!(
             "apiVersion: kubeoidc.dev/v1alpha1
@@ -377,8 +346,7 @@ async fn a_tenant_cannot_redirect_to_a_host_routed_to_another_tenant() {
 
     let t = tenants("routes").await;
     let policy = format!("{}-routed", t.platform.name);
-    apply(
-        cp,
+    cp.apply(
         None,
         &format!(
             "apiVersion: kubeoidc.dev/v1alpha1
@@ -400,8 +368,7 @@ spec:
             ],
         );
     }
-    apply(
-        cp,
+    cp.apply(
         Some(&t.a.name),
         "apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -432,19 +399,18 @@ spec:
 "
         )
     };
-    apply(cp, Some(&t.a.name), &client("web.team-a.test"));
+    cp.apply(Some(&t.a.name), &client("web.team-a.test"));
     wait_reason(&t.a, "app", "Accepted").await;
-    apply(cp, Some(&t.b.name), &client("web.team-a.test"));
+    cp.apply(Some(&t.b.name), &client("web.team-a.test"));
     let message = wait_reason(&t.b, "app", "PolicyViolation").await;
     assert!(message.contains("is not routed to namespace"), "{message}");
-    apply(cp, Some(&t.b.name), &client("api.team-a.test"));
+    cp.apply(Some(&t.b.name), &client("api.team-a.test"));
     wait_reason(&t.b, "app", "PolicyViolation").await;
     // Through the HTTPRoute, the host is team-a's.
-    apply(cp, Some(&t.a.name), &client("api.team-a.test"));
+    cp.apply(Some(&t.a.name), &client("api.team-a.test"));
     wait_reason(&t.a, "app", "Accepted").await;
     // A route of its own in team-b makes the host team-b's.
-    apply(
-        cp,
+    cp.apply(
         Some(&t.b.name),
         "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -453,7 +419,7 @@ spec:
   hostnames: [own.team-b.test]
 ",
     );
-    apply(cp, Some(&t.b.name), &client("own.team-b.test"));
+    cp.apply(Some(&t.b.name), &client("own.team-b.test"));
     wait_reason(&t.b, "app", "Accepted").await;
     kubectl(cp, &["delete", "clientpolicy", &policy]);
     t.delete().await;
@@ -468,8 +434,7 @@ async fn anonymous_registration_cannot_mint_machine_tokens_take_audiences_or_exc
     let ns = cp.namespace("dcr-policy").await;
     let _op = Operator::start(cp, &ns.name, "a", &[]);
     create_signing_key(&ns).await;
-    apply(
-        cp,
+    cp.apply(
         Some(&ns.name),
         "apiVersion: kubeoidc.dev/v1alpha1
 kind: OidcScope
@@ -555,9 +520,7 @@ async fn a_tenant_cannot_impersonate_a_user_switch_auth_methods_or_take_claims_w
     let t = tenants("provider-attacks").await;
     create_signing_key(&t.platform).await;
     let hash = "$argon2id$v=19$m=19456,t=2,p=1$MxEOWQvRq72CCcDaAkwOJg$9H+XUKV4SmiAcDmyWAfnQZ2xlItMdqlSLJCbvEyF2k4";
-    apply(
-        cp,
-        Some(&t.platform.name),
+    cp.apply(Some(&t.platform.name),
         &format!(
             "apiVersion: v1
 kind: Secret
@@ -570,8 +533,7 @@ stringData:
             t.a.name
         ),
     );
-    apply(
-        cp,
+    cp.apply(
         Some(&t.a.name),
         "apiVersion: kubeoidc.dev/v1alpha1
 kind: OidcClient
@@ -649,33 +611,20 @@ spec:
     assert_eq!(ok.status(), 200, "with its own method");
 
     // Claims without consent: scope openid, the claims parameter asking for email and groups.
-    let (verifier, challenge) = crate::provider::pkce();
     let claims = url::form_urlencoded::byte_serialize(
         br#"{"id_token":{"email":null,"groups":null},"userinfo":{"email":null}}"#,
     )
     .collect::<String>();
-    let authorize = format!(
-        "{}/authorize?response_type=code&client_id={}.web&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&claims={claims}&code_challenge={challenge}&code_challenge_method=S256",
-        p.issuer, t.a.name
-    );
-    let location =
-        crate::provider::browser_sign_in(&http, &authorize, "alice", "demo-password").await;
-    let code = crate::provider::query(&location).remove("code").unwrap();
-    let tokens: serde_json::Value = http
-        .post(p.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
-            ("client_id", &format!("{}.web", t.a.name)),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = crate::provider::code_flow(
+        &http,
+        &p.issuer,
+        &format!("{}.web", t.a.name),
+        "http://127.0.0.1:9/cb",
+        "openid",
+        &format!("&claims={claims}"),
+        "alice",
+    )
+    .await;
     let id_token = crate::provider::verify(
         &p.issuer,
         tokens["id_token"].as_str().unwrap(),
@@ -706,8 +655,7 @@ async fn a_client_without_a_key_for_its_algorithm_is_not_ready() {
     let cp = control_plane();
     let ns = cp.namespace("no-key").await;
     let _op = Operator::start(cp, &ns.name, "a", &[]);
-    apply(
-        cp,
+    cp.apply(
         Some(&ns.name),
         "apiVersion: kubeoidc.dev/v1alpha1
 kind: SigningKey

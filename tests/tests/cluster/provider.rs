@@ -134,6 +134,46 @@ pub(crate) async fn browser_sign_in(
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
+/// A code flow with PKCE as a relying party runs it, through `c` (which trusts the issuer):
+/// `user` signs in and allows, the code is redeemed; the token response. `extra` is appended
+/// to the authorization request (`&claims=...`).
+pub(crate) async fn code_flow(
+    c: &reqwest::Client,
+    issuer: &str,
+    client_id: &str,
+    redirect: &str,
+    scope: &str,
+    extra: &str,
+    user: &str,
+) -> Value {
+    let (verifier, challenge) = pkce();
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let authorize = format!(
+        "{issuer}/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}&state=s&code_challenge={challenge}&code_challenge_method=S256{extra}",
+        enc(client_id),
+        enc(redirect),
+        enc(scope)
+    );
+    let location = browser_sign_in(c, &authorize, user, "demo-password").await;
+    let code = query(&location)
+        .remove("code")
+        .unwrap_or_else(|| panic!("no code in {location}"));
+    c.post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("client_id", client_id),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn standalone_code_flow_with_pkce_from_examples_local() {
     let mut p = Provider::standalone(&examples_local(), "memory");

@@ -99,31 +99,16 @@ async fn flask_pyoidc_registers_itself_and_signs_in_without_a_pause() {
 async fn an_access_token_never_passes_authlib_as_an_id_token() {
     let mut p = Provider::standalone(&crds::workspace_root().join("examples/local"), "memory");
     p.wait_ready(Duration::from_secs(20));
-    let (verifier, challenge) = crate::provider::pkce();
-    let redirect = "http://127.0.0.1:8000/callback";
-    let authorize = format!(
-        "{}/authorize?response_type=code&client_id=demo&redirect_uri={}&scope=openid%20email&code_challenge={challenge}&code_challenge_method=S256&state=s",
-        p.issuer,
-        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
-    );
-    let c = http();
-    let location = browser_sign_in(&c, &authorize, "alice", "demo-password").await;
-    let code = crate::provider::query(&location).remove("code").unwrap();
-    let t: Value = c
-        .post(p.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("client_id", "demo"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t = crate::provider::code_flow(
+        &http(),
+        &p.issuer,
+        "demo",
+        "http://127.0.0.1:8000/callback",
+        "openid email",
+        "",
+        "alice",
+    )
+    .await;
     let (id_token, access_token) = (
         t["id_token"].as_str().unwrap(),
         t["access_token"].as_str().unwrap(),
