@@ -333,7 +333,7 @@ fn discovery(
         "userinfo_endpoint": e("/userinfo"),
         "jwks_uri": e("/jwks"),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": GrantType::served().map(GrantType::as_str).collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,

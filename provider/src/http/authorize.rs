@@ -11,8 +11,8 @@ use super::{
     extract::{AnswerForm, BINDING_COOKIE, Parameters, SESSION_COOKIE, cookie, set_cookie},
     pages,
     respond::{
-        Redirect, bad_request_page, error_page, expired_request, page, redirect_error,
-        redirect_with, unavailable_page,
+        Redirect, answer, answer_error, bad_request_page, error_page, expired_request, page,
+        unavailable_page,
     },
 };
 use crate::{
@@ -44,7 +44,17 @@ pub async fn authorize(
             redirect_uri,
             state,
             error,
-        }) => return redirect_error(&view, &redirect_uri, &error, state.as_deref(), how),
+            response_mode,
+        }) => {
+            return answer_error(
+                &view,
+                &redirect_uri,
+                &error,
+                state.as_deref(),
+                how,
+                response_mode,
+            );
+        }
     };
     let ctx = s.context(&view);
     let cookie = cookie(&headers, SESSION_COOKIE);
@@ -65,18 +75,28 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             redirect_uri,
             state,
             code,
-        } => redirect_with(
+            response_mode,
+        } => answer(
             view,
             &redirect_uri,
             &[("code", &code)],
             state.as_deref(),
             how,
+            response_mode,
         ),
         Next::Error {
             redirect_uri,
             state,
             error,
-        } => redirect_error(view, &redirect_uri, &error, state.as_deref(), how),
+            response_mode,
+        } => answer_error(
+            view,
+            &redirect_uri,
+            &error,
+            state.as_deref(),
+            how,
+            response_mode,
+        ),
         Next::SignIn {
             client,
             started,

@@ -12,7 +12,7 @@ use super::{
     authorize::{answered, respond},
     extract::{SESSION_COOKIE, cookie},
     pages,
-    respond::{Redirect, expired_request, page, redirect_error, unavailable_page},
+    respond::{Redirect, answer_error, expired_request, page, unavailable_page},
 };
 use crate::{
     protocol::{
@@ -52,12 +52,13 @@ pub async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
             }
         };
         if form.field("decision") != Some("approve") {
-            return Ok(redirect_error(
+            return Ok(answer_error(
                 &view,
                 &request.redirect_uri,
                 &OAuthError::AccessDenied("the user denied access".into()),
                 request.state.as_deref(),
                 Redirect::SeeOther,
+                request.response_mode,
             ));
         }
         consent::record(&ctx, &request.client_id, &session.sub, &request.scopes).await?;

@@ -22,6 +22,29 @@ h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input[type=text],in
 button{margin-top:1rem;padding:.5rem 1.2rem;margin-right:.5rem}.error{color:#a00}ul{padding-left:1.2rem}\
 .notice{border-left:4px solid #b36b00;background:#fff6e5;padding:.6rem .8rem}.code{font-family:ui-monospace,monospace;letter-spacing:.1em}";
 
+/// The form_post response (OAuth 2.0 Form Post Response Mode): a form the browser posts to the
+/// client. A script allowed by `nonce` submits it at once; without scripts, a button does.
+pub fn form_post(action: &str, fields: &[(&str, &str)], nonce: &str) -> String {
+    let inputs: String = fields
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            )
+        })
+        .collect();
+    page(
+        "Continue",
+        &format!(
+            "<form method=\"post\" action=\"{}\">{inputs}<noscript><h1>Continue</h1><p>Go back to the application.</p><button type=\"submit\">Continue</button></noscript></form><script nonce=\"{}\">document.forms[0].submit()</script>",
+            escape(action),
+            escape(nonce)
+        ),
+    )
+}
+
 /// An error shown above a form, announced to screen readers.
 fn alert(error: Option<&str>) -> String {
     error

@@ -8,6 +8,7 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::pages;
+use crate::protocol::authorize::ResponseMode;
 use crate::{config::View, protocol::OAuthError, store::StoreError};
 
 /// How a redirect answers the request that caused it.
@@ -97,15 +98,50 @@ pub fn redirect_with(
     redirect(url.as_str(), how)
 }
 
-/// An error sent back to the client's redirect URI.
-pub fn redirect_error(
+/// An authorization response in the request's response mode: a redirect with query
+/// parameters, or (form_post) a page whose form the browser posts to the redirect URI.
+pub fn answer(
+    view: &View,
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    state: Option<&str>,
+    how: Redirect,
+    mode: ResponseMode,
+) -> Response {
+    if mode == ResponseMode::Query {
+        return redirect_with(view, redirect_uri, params, state, how);
+    }
+    let mut fields: Vec<(&str, &str)> = params.to_vec();
+    if let Some(s) = state {
+        fields.push(("state", s));
+    }
+    fields.push(("iss", &view.issuer));
+    let nonce = crate::protocol::params::random_token();
+    let csp = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut response = page(
+        StatusCode::OK,
+        pages::form_post(redirect_uri, &fields, &nonce),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
+
+/// An error sent back to the client in the request's response mode.
+pub fn answer_error(
     view: &View,
     redirect_uri: &str,
     error: &OAuthError,
     state: Option<&str>,
     how: Redirect,
+    mode: ResponseMode,
 ) -> Response {
-    redirect_with(
+    answer(
         view,
         redirect_uri,
         &[
@@ -114,6 +150,7 @@ pub fn redirect_error(
         ],
         state,
         how,
+        mode,
     )
 }
 

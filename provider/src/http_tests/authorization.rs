@@ -507,3 +507,58 @@ async fn oversized_request_fields_are_refused() {
     assert!(!q.contains_key("state"), "a 60 KB state is not echoed");
     assert!(r.location().as_str().len() < 1024);
 }
+
+/// OAuth 2.0 Form Post Response Mode: the code (or the error) reaches the client in a form the
+/// browser posts, never in a URL; the page's script runs only by its nonce.
+#[tokio::test]
+async fn form_post_answers_in_a_posted_form() {
+    let h = harness();
+    let discovery = call(
+        &h,
+        Request::get("/.well-known/openid-configuration")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .json();
+    assert_eq!(
+        discovery["response_modes_supported"],
+        serde_json::json!(["query", "form_post"])
+    );
+    let mut b = Browser::default();
+    let uri = authorize_uri("spa", "https://spa.example/cb", "&response_mode=form_post");
+    let reply = sign_in(&h, &mut b, &uri, "alice").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("<form method=\"post\" action=\"https://spa.example/cb\">"),
+        "{}",
+        reply.body
+    );
+    assert!(!reply.field("code").is_empty());
+    assert_eq!(reply.field("state"), "st ate");
+    assert_eq!(reply.field("iss"), ISSUER);
+    let csp = reply.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_else(|| panic!("{csp}"));
+    assert!(reply.body.contains(&format!("<script nonce=\"{nonce}\">")));
+    assert!(csp.contains("frame-ancestors 'none'"));
+    // Errors too: prompt=none for a client the user never consented to is posted back.
+    let mut other = Browser::default();
+    let none = authorize_uri(
+        "web",
+        "https://web.example/cb",
+        "&response_mode=form_post&prompt=none",
+    );
+    let e = other.get(&h, &none).await;
+    assert_eq!(e.status, StatusCode::OK, "{}", e.body);
+    assert_eq!(e.field("error"), "login_required");
+    assert_eq!(e.field("state"), "st ate");
+}

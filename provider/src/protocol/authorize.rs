@@ -25,6 +25,9 @@ use crate::{
 pub struct AuthorizationRequest {
     pub client_id: String,
     pub redirect_uri: String,
+    /// How the answer goes back (OAuth 2.0 Multiple Response Type Encoding, Form Post).
+    #[serde(default)]
+    pub response_mode: ResponseMode,
     pub scopes: Vec<String>,
     pub state: Option<String>,
     pub nonce: Option<String>,
@@ -36,6 +39,30 @@ pub struct AuthorizationRequest {
     pub claims: Option<Value>,
 }
 
+/// How an authorization response reaches the client: query parameters of a redirect, or a form
+/// the browser posts to the redirect URI (OAuth 2.0 Form Post Response Mode): the code and state
+/// then stay out of URLs, logs and Referer headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    #[default]
+    Query,
+    FormPost,
+}
+
+impl ResponseMode {
+    /// The `response_mode` parameter, or why it is refused.
+    fn of(p: &Params) -> Result<Self, OAuthError> {
+        match p.get("response_mode").map(String::as_str) {
+            None | Some("query") => Ok(Self::Query),
+            Some("form_post") => Ok(Self::FormPost),
+            Some(other) => Err(OAuthError::InvalidRequest(format!(
+                "response_mode {other} is not supported: use query or form_post"
+            ))),
+        }
+    }
+}
+
 /// Why an authorization request fails: shown as a page (the redirect target is not trusted) or
 /// sent back to the client.
 #[derive(Debug, PartialEq)]
@@ -45,6 +72,7 @@ pub enum AuthorizeError {
         redirect_uri: String,
         state: Option<String>,
         error: OAuthError,
+        response_mode: ResponseMode,
     },
 }
 
@@ -63,6 +91,8 @@ const MAX_LENGTHS: [(&str, usize); 5] = [
 /// Validates an authorization request (OpenID Connect Core §3.1.2, RFC 6749 §4.1, RFC 7636).
 pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, AuthorizeError> {
     let (client, redirect_uri) = client_and_redirect_uri(view, p)?;
+    // An unsupported mode is answered in the default one.
+    let response_mode = ResponseMode::of(p).unwrap_or_default();
     if let Some((name, max)) = MAX_LENGTHS
         .iter()
         .find(|(name, max)| p.get(*name).is_some_and(|v| v.len() > *max))
@@ -74,6 +104,7 @@ pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, Authori
             redirect_uri,
             state,
             error: OAuthError::InvalidRequest(format!("{name} is longer than {max} bytes")),
+            response_mode,
         });
     }
     let state = p.get("state").cloned();
@@ -81,7 +112,9 @@ pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, Authori
         redirect_uri: redirect_uri.clone(),
         state: state.clone(),
         error,
+        response_mode,
     };
+    ResponseMode::of(p).map_err(redirect)?;
     check_form(&client, p).map_err(redirect)?;
     let scopes = requested_scopes(&client, p).map_err(redirect)?;
     let code_challenge = code_challenge(&client, p).map_err(redirect)?;
@@ -111,6 +144,7 @@ pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, Authori
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri,
+        response_mode,
         scopes,
         state,
         nonce: p.get("nonce").cloned(),
@@ -180,13 +214,6 @@ fn check_form(client: &ClientConfig, p: &Params) -> Result<(), OAuthError> {
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(OAuthError::UnauthorizedClient(
             "this client may not use the authorization code flow".into(),
-        ));
-    }
-    if let Some(mode) = p.get("response_mode")
-        && mode != "query"
-    {
-        return Err(OAuthError::InvalidRequest(
-            "only response_mode=query is supported".into(),
         ));
     }
     Ok(())
@@ -300,12 +327,14 @@ pub enum Next {
         redirect_uri: String,
         state: Option<String>,
         code: String,
+        response_mode: ResponseMode,
     },
     /// Back to the client with an error.
     Error {
         redirect_uri: String,
         state: Option<String>,
         error: OAuthError,
+        response_mode: ResponseMode,
     },
     /// The sign-in page, for the interaction started.
     SignIn {
@@ -341,6 +370,7 @@ pub async fn proceed(
         redirect_uri: request.redirect_uri.clone(),
         state: request.state.clone(),
         error,
+        response_mode: request.response_mode,
     };
     let Some(mut session) =
         session.filter(|s| progress.just_signed_in || reusable(ctx, &request, s))
@@ -382,6 +412,7 @@ pub async fn proceed(
         redirect_uri: request.redirect_uri,
         state: request.state,
         code,
+        response_mode: request.response_mode,
     })
 }
 
