@@ -65,7 +65,8 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Also serve /metrics, /healthz and /readyz on this address.
+    /// Serve /metrics (and /healthz, /readyz) on this address, and /metrics no longer on the
+    /// public one.
     #[arg(long, env = "KUBE_OIDC_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 

@@ -108,7 +108,9 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
             )),
         },
     });
-    serve(&args, &issuer, http::router(state)).await
+    let operations = http::operations_router(state.clone());
+    let app = http::router_with(state, args.metrics_listen.is_none());
+    serve(&args, &issuer, app, operations).await
 }
 
 /// Who may register clients, from the flags.
@@ -193,13 +195,19 @@ async fn watch_or_load(
     Ok(registration)
 }
 
-/// Serves `app` (and on --metrics-listen) over http or https until SIGTERM.
-async fn serve(args: &Args, issuer: &str, app: axum::Router) -> Result<(), StartupError> {
+/// Serves `app` over http or https until SIGTERM, and `operations` (/metrics, /healthz,
+/// /readyz) on --metrics-listen.
+async fn serve(
+    args: &Args,
+    issuer: &str,
+    app: axum::Router,
+    operations: axum::Router,
+) -> Result<(), StartupError> {
     if let Some(addr) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let app = app.clone();
+        tracing::info!(listen = %addr, "serving /metrics, /healthz, /readyz");
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, operations).await;
         });
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {

@@ -59,8 +59,23 @@ impl AppState {
     }
 }
 
-/// The router; nested under the issuer's path when it has one.
+/// The operations router of `--metrics-listen`: /metrics, /healthz, /readyz.
+pub fn operations_router(state: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(discovery::readyz))
+        .route("/metrics", get(discovery::metrics))
+        .with_state(state)
+}
+
+/// The router; nested under the issuer's path when it has one. /metrics is on it only when
+/// `metrics_here` (no separate operations listener): with one, metrics never reach the port
+/// the public is sent to.
 pub fn router(state: Shared) -> Router {
+    router_with(state, true)
+}
+
+pub fn router_with(state: Shared, metrics_here: bool) -> Router {
     let issuer = state.view.load().issuer.clone();
     let https = issuer.starts_with("https://");
     let routes = Router::new()
@@ -97,8 +112,13 @@ pub fn router(state: Shared) -> Router {
                 .delete(register::delete),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(discovery::readyz))
-        .route("/metrics", get(discovery::metrics))
+        .route("/readyz", get(discovery::readyz));
+    let routes = if metrics_here {
+        routes.route("/metrics", get(discovery::metrics))
+    } else {
+        routes
+    };
+    let routes = routes
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(middleware::from_fn(move |req, next| {
             security_headers(https, req, next)

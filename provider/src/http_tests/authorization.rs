@@ -562,3 +562,24 @@ async fn form_post_answers_in_a_posted_form() {
     assert_eq!(e.field("error"), "login_required");
     assert_eq!(e.field("state"), "st ate");
 }
+
+/// With an operations listener, /metrics is served there and not on the public router.
+#[tokio::test]
+async fn metrics_stay_off_the_public_port_with_an_operations_listener() {
+    let (h, operations) = super::harness_split(crate::store::Store::memory(), None, false);
+    let public = call(&h, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(public.status, StatusCode::NOT_FOUND);
+    let ops = tower::ServiceExt::oneshot(
+        operations,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ops.status(), StatusCode::OK);
+    let ready = call(&h, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_ne!(
+        ready.status,
+        StatusCode::NOT_FOUND,
+        "probes stay on the public port"
+    );
+}

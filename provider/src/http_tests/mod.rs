@@ -23,7 +23,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::{
-    http::{AppState, router},
+    http::{AppState, operations_router, router_with},
     metrics::Metrics,
     store::Store,
 };
@@ -42,6 +42,16 @@ pub(super) fn harness_with(store: Store) -> Harness {
 }
 
 pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
+    harness_split(store, backchannel, true).0
+}
+
+/// A harness whose router serves /metrics only if `metrics_here`, and the operations router of
+/// `--metrics-listen`.
+pub(super) fn harness_split(
+    store: Store,
+    backchannel: Option<&str>,
+    metrics_here: bool,
+) -> (Harness, Router) {
     let (view, kid) = crate::test_support::view(backchannel);
     let shared_view = Arc::new(ArcSwap::from_pointee(view));
     let state = Arc::new(AppState {
@@ -57,11 +67,15 @@ pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
         // protocol test.
         settings: crate::protocol::Settings::default(),
     });
-    Harness {
-        app: router(state),
-        kid,
-        view: shared_view,
-    }
+    let operations = operations_router(state.clone());
+    (
+        Harness {
+            app: router_with(state, metrics_here),
+            kid,
+            view: shared_view,
+        },
+        operations,
+    )
 }
 
 pub(super) fn harness() -> Harness {
