@@ -14,6 +14,11 @@ pub struct RedisServer {
 impl RedisServer {
     /// Panics with what to install when redis-server is missing: tests never skip silently.
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// With more redis-server arguments (later ones win), as a chart renders them.
+    pub fn start_with(extra: &[String]) -> RedisServer {
         let port = ControlPlane::free_port();
         let dir = scratch_dir().join(format!("redis-{port}"));
         std::fs::create_dir_all(&dir).expect("redis dir");
@@ -26,7 +31,9 @@ impl RedisServer {
             "--save",
             "",
         ])
-        .args(["--appendonly", "no", "--dir"])
+        .args(["--appendonly", "no"])
+        .args(extra)
+        .arg("--dir")
         .arg(&dir);
         let child = spawn_reaped(cmd, &dir.join("redis.log")).unwrap_or_else(|e| {
             panic!("redis-server is required (apt-get install redis-server; tests/run installs it): {e}")

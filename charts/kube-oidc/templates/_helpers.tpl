@@ -33,7 +33,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 memory
 {{- else if eq .Values.store.mode "internal" -}}
-redis://{{ include "kube-oidc.name" . }}-redis:6379
+redis://:$(KUBE_OIDC_REDIS_PASSWORD)@{{ include "kube-oidc.name" . }}-redis:6379
 {{- else -}}
 {{- if not .Values.store.external.url -}}
 {{- fail "store.mode external needs store.external.url (redis://HOST:PORT)" -}}

@@ -447,3 +447,98 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
         team.delete().await;
     }
 }
+
+/// The rendered documents of `rendered`, by kind and name.
+fn doc<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+}
+
+/// The chart's Redis, run as the chart renders it on a real redis-server: a connection without
+/// the generated password is refused, memory is bounded, the append-only file is on, and the
+/// provider's rendered store URL (with the password from the same Secret) works.
+#[tokio::test]
+async fn the_chart_redis_refuses_connections_without_its_generated_password() {
+    let cp = control_plane();
+    let (ok, rendered, err) = template(cp, "pw", "pw-ns", &[]);
+    assert!(ok, "{err}");
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect();
+    use base64::Engine;
+    let password = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(
+                doc(&docs, "Secret", "pw-redis")["data"]["password"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(password.len() >= 32, "a weak generated password");
+    let redis = &doc(&docs, "StatefulSet", "pw-redis")["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> = redis["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().replace("$(REDIS_PASSWORD)", &password))
+        .collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--appendonly" && w[1] == "yes"),
+        "{args:?}"
+    );
+    let server = kube_oidc_tests::RedisServer::start_with(&args);
+    let cli = |auth: bool, command: &[&str]| {
+        let mut c = Command::new("redis-cli");
+        c.args(["-p", &server.port.to_string()]);
+        if auth {
+            c.env("REDISCLI_AUTH", &password);
+        }
+        let out = c
+            .args(command)
+            .output()
+            .expect("redis-cli (tests/run installs redis-server)");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    assert!(
+        cli(false, &["PING"]).contains("NOAUTH"),
+        "Redis answered without the password"
+    );
+    assert!(cli(false, &["SET", "kube-oidc:session:x", "forged"]).contains("NOAUTH"));
+    assert!(cli(true, &["PING"]).contains("PONG"));
+    assert!(cli(true, &["CONFIG", "GET", "maxmemory"]).contains("201326592"));
+    // The provider's store, as rendered, reaches it with the password from the same Secret.
+    let provider =
+        &doc(&docs, "Deployment", "pw-provider")["spec"]["template"]["spec"]["containers"][0];
+    let env = provider["env"].as_array().unwrap();
+    let store = env
+        .iter()
+        .find(|e| e["name"] == "KUBE_OIDC_STORE")
+        .and_then(|e| e["value"].as_str())
+        .unwrap();
+    let from = env
+        .iter()
+        .find(|e| e["name"] == "KUBE_OIDC_REDIS_PASSWORD")
+        .unwrap();
+    assert_eq!(from["valueFrom"]["secretKeyRef"]["name"], "pw-redis");
+    let url = store
+        .replace("$(KUBE_OIDC_REDIS_PASSWORD)", &password)
+        .replace("pw-redis:6379", &format!("127.0.0.1:{}", server.port));
+    let mut p = kube_oidc_tests::Provider::standalone(&repo().join("examples/local"), &url);
+    p.wait_ready(Duration::from_secs(20));
+    let without = format!("redis://127.0.0.1:{}", server.port);
+    let mut refused =
+        kube_oidc_tests::Provider::standalone(&repo().join("examples/local"), &without);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        kube_oidc_tests::operator::http_get(refused.port, "/readyz")
+            .is_none_or(|(code, _)| code != 200),
+        "a provider without the password was ready"
+    );
+    drop(refused.log_text());
+    let _ = &mut refused;
+}
