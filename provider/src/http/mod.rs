@@ -118,8 +118,12 @@ pub fn router_with(state: Shared, metrics_here: bool) -> Router {
     } else {
         routes
     };
+    let prefix = cookie_prefix(&issuer);
     let routes = routes
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(middleware::from_fn(move |req, next| {
+            prefixed_cookies(prefix, req, next)
+        }))
         .layer(middleware::from_fn(move |req, next| {
             security_headers(https, req, next)
         }))
@@ -133,6 +137,76 @@ pub fn router_with(state: Shared, metrics_here: bool) -> Router {
     } else {
         Router::new().nest(&path, routes)
     }
+}
+
+/// The cookie name prefix of an issuer: `__Host-` over https at the root (the browser then
+/// only accepts the cookie from this exact host, over https, for every path), `__Secure-` over
+/// https under a path, none over http.
+fn cookie_prefix(issuer: &str) -> &'static str {
+    let Some(rest) = issuer.strip_prefix("https://") else {
+        return "";
+    };
+    if rest.trim_end_matches('/').contains('/') {
+        "__Secure-"
+    } else {
+        "__Host-"
+    }
+}
+
+/// The provider's cookies under their prefix: set with it, and read only with it, so a cookie
+/// planted without the prefix (from a sibling subdomain, or over http) is never taken for a
+/// session. Handlers see the plain names.
+async fn prefixed_cookies(
+    prefix: &'static str,
+    mut req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if prefix.is_empty() {
+        return next.run(req).await;
+    }
+    let ours = [extract::SESSION_COOKIE, extract::BINDING_COOKIE];
+    let kept: Vec<String> = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter_map(|kv| {
+            let name = kv.split('=').next().unwrap_or_default();
+            match name.strip_prefix(prefix) {
+                Some(plain) if ours.contains(&plain) => Some(kv[prefix.len()..].to_string()),
+                _ if ours.contains(&name) => None,
+                _ => Some(kv.to_string()),
+            }
+        })
+        .collect();
+    req.headers_mut().remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && !kept.is_empty()
+    {
+        req.headers_mut().insert(header::COOKIE, v);
+    }
+    let mut res = next.run(req).await;
+    let set: Vec<HeaderValue> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| {
+            let text = v.to_str().unwrap_or_default();
+            let name = text.split('=').next().unwrap_or_default();
+            if ours.contains(&name) {
+                HeaderValue::from_str(&format!("{prefix}{text}")).unwrap_or_else(|_| v.clone())
+            } else {
+                v.clone()
+            }
+        })
+        .collect();
+    res.headers_mut().remove(header::SET_COOKIE);
+    for v in set {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
 }
 
 async fn security_headers(https: bool, req: axum::extract::Request, next: Next) -> Response {

@@ -201,6 +201,34 @@ async fn a_new_client_reusing_an_id_starts_without_consent() {
     assert!(asked.body.contains("name=\"decision\""), "{}", asked.body);
 }
 
+/// Over https the provider's cookies carry the `__Host-` prefix, and a session cookie planted
+/// without it (from a sibling subdomain, or over http) is not taken for a session.
+#[tokio::test]
+async fn cookies_are_host_prefixed_and_a_planted_plain_session_is_ignored() {
+    let h = harness();
+    let mut b = Browser::default();
+    let uri = authorize_uri("web", "https://web.example/cb", "");
+    let page = b.get(&h, &uri).await;
+    let (session, _) = sign_in_and_consent(&h, &mut b, &page).await;
+    let mut planted = Browser::default();
+    planted
+        .cookies
+        .insert("kube_oidc_session".into(), session.clone());
+    let r = planted.get(&h, &uri).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("name=\"password\""),
+        "a plain session cookie signed the browser in"
+    );
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.starts_with("__Host-kube_oidc_req=")
+            && set.contains("Path=/;")
+            && set.contains("Secure"),
+        "{set}"
+    );
+}
+
 fn pages_are_escaped_and_locked_down(page: &Reply) {
     // Pages escape what they show and carry the security headers.
     assert!(
@@ -262,7 +290,7 @@ async fn sign_in_and_consent(h: &Harness, b: &mut Browser, page: &Reply) -> (Str
     );
     let session = b
         .cookies
-        .get("kube_oidc_session")
+        .get("__Host-kube_oidc_session")
         .cloned()
         .expect("SSO session cookie");
     let done = b
@@ -356,7 +384,7 @@ async fn userinfo_by_header_and_body(h: &Harness, access: &str, id: &Value) {
 
 async fn single_sign_on_and_prompts(h: &Harness, b: &mut Browser, session: &str) {
     // SSO: the next request from this browser needs no sign-in and, consent given once, no page.
-    assert_eq!(b.cookies["kube_oidc_session"], session);
+    assert_eq!(b.cookies["__Host-kube_oidc_session"], session);
     let again = b
         .get(
             h,

@@ -50,7 +50,7 @@ async fn login_is_csrf_protected_and_throttled() {
     let mut other = Browser::default();
     let r = log_in(&h, &mut other, &page, "alice", PASSWORD).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(!other.cookies.contains_key("kube_oidc_session"));
+    assert!(!other.cookies.contains_key("__Host-kube_oidc_session"));
     // Five failures for a user, then even the right password is refused for a while.
     for _ in 0..5 {
         let r = log_in(&h, &mut b, &page, "bob", "guess").await;
@@ -135,7 +135,7 @@ async fn rp_initiated_logout_and_back_channel_logout() {
     assert!(r.headers.get(header::LOCATION).is_none());
 
     // Tied to the session by the hint: ends at once and redirects with state.
-    let old_cookie = b.cookies["kube_oidc_session"].clone();
+    let old_cookie = b.cookies["__Host-kube_oidc_session"].clone();
     let r = b.get(&h, &format!("/end_session?id_token_hint={id_token}&post_logout_redirect_uri=https%3A%2F%2Fweb.example%2Fbye&state=bye1")).await;
     assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
     assert_eq!(r.location().as_str(), "https://web.example/bye?state=bye1");
@@ -146,7 +146,8 @@ async fn rp_initiated_logout_and_back_channel_logout() {
             .contains("Max-Age=0")
     );
     // The session ended on the server, not just in this browser's cookie jar.
-    b.cookies.insert("kube_oidc_session".into(), old_cookie);
+    b.cookies
+        .insert("__Host-kube_oidc_session".into(), old_cookie);
     let again = b
         .get(
             &h,
