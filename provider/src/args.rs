@@ -99,6 +99,18 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_PASSWORD_HASH_MEMORY", default_value_t = 48)]
     pub password_hash_memory: u32,
 
+    /// Requests served at once; more are answered 503 with Retry-After at once, never queued
+    /// without bound.
+    #[arg(long, env = "KUBE_OIDC_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+
+    /// How long a client may take to send a request's headers (slow clients holding
+    /// connections open are cut off), and to have a request answered.
+    #[arg(long, env = "KUBE_OIDC_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: std::time::Duration,
+    #[arg(long, env = "KUBE_OIDC_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub request_timeout: std::time::Duration,
+
     /// How many clients dynamic registration may create (its namespace's quota).
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_QUOTA", default_value_t = 100)]
     pub registration_quota: usize,
@@ -110,6 +122,14 @@ pub struct Args {
     /// Log format: `json` (in a cluster) or `text`.
     #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
+}
+
+/// A Go-style duration (`10s`, `1m30s`, `500ms`).
+fn duration(value: &str) -> Result<std::time::Duration, String> {
+    value
+        .parse::<kube::core::Duration>()
+        .map(std::time::Duration::from)
+        .map_err(|e| format!("{value}: not a duration such as 10s or 1m30s: {e}"))
 }
 
 fn registration_consent(value: &str) -> Result<crds::ConsentPolicy, String> {

@@ -109,7 +109,14 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         },
     });
     let operations = http::operations_router(state.clone());
-    let app = http::router_with(state, args.metrics_listen.is_none());
+    let app = http::router_with(
+        state,
+        http::Limits {
+            metrics_here: args.metrics_listen.is_none(),
+            max_concurrent_requests: args.max_concurrent_requests.max(1),
+            request_timeout: args.request_timeout,
+        },
+    );
     serve(&args, &issuer, app, operations).await
 }
 
@@ -210,31 +217,36 @@ async fn serve(
             let _ = axum::serve(listener, operations).await;
         });
     }
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let config =
             axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(cert, key)?));
-        let handle = axum_server::Handle::new();
-        let shutdown = handle.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-        });
         tracing::info!(%issuer, listen = %args.listen, "serving OpenID Connect over TLS");
-        axum_server::bind_rustls(args.listen, config)
-            .handle(handle)
-            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-            .await?;
-        return Ok(());
+        let mut server = axum_server::bind_rustls(args.listen, config).handle(handle);
+        limit_header_time(server.http_builder(), args.header_read_timeout);
+        server.serve(app).await?;
+    } else {
+        tracing::info!(%issuer, listen = %args.listen, "serving OpenID Connect");
+        let mut server = axum_server::bind(args.listen).handle(handle);
+        limit_header_time(server.http_builder(), args.header_read_timeout);
+        server.serve(app).await?;
     }
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    tracing::info!(%issuer, listen = %args.listen, "serving OpenID Connect");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
     Ok(())
+}
+
+/// A client that has not sent a request's headers in `limit` is cut off (slowloris); idle
+/// keep-alive connections likewise.
+fn limit_header_time(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    limit: std::time::Duration,
+) {
+    builder.http1().header_read_timeout(Some(limit));
 }
 
 /// A TLS server configuration from PEM files (aws-lc-rs, TLS 1.2 and 1.3).

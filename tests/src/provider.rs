@@ -25,10 +25,16 @@ pub struct Provider {
 impl Provider {
     /// Standalone, from a folder of manifests.
     pub fn standalone(manifests: &std::path::Path, store: &str) -> Provider {
+        Self::standalone_with(manifests, store, &[])
+    }
+
+    /// Standalone, with more flags.
+    pub fn standalone_with(manifests: &std::path::Path, store: &str, extra: &[&str]) -> Provider {
         let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
         cmd.arg("--manifests")
             .arg(manifests)
-            .args(["--store", store]);
+            .args(["--store", store])
+            .args(extra);
         Self::start(cmd, "standalone", None)
     }
 

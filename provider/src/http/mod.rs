@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    http::{HeaderValue, header},
+    http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::Response,
     routing::{get, post},
@@ -72,10 +72,32 @@ pub fn operations_router(state: Shared) -> Router {
 /// `metrics_here` (no separate operations listener): with one, metrics never reach the port
 /// the public is sent to.
 pub fn router(state: Shared) -> Router {
-    router_with(state, true)
+    router_with(state, Limits::default())
 }
 
-pub fn router_with(state: Shared, metrics_here: bool) -> Router {
+/// What the public router is held to.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Serve /metrics here (no separate operations listener).
+    pub metrics_here: bool,
+    /// Requests served at once; more get 503 with Retry-After.
+    pub max_concurrent_requests: usize,
+    /// A request not answered in this time gets 408.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            metrics_here: true,
+            max_concurrent_requests: 512,
+            request_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+pub fn router_with(state: Shared, limits: Limits) -> Router {
+    let metrics_here = limits.metrics_here;
     let issuer = state.view.load().issuer.clone();
     let https = issuer.starts_with("https://");
     let routes = Router::new()
@@ -121,6 +143,27 @@ pub fn router_with(state: Shared, metrics_here: bool) -> Router {
     let prefix = cookie_prefix(&issuer);
     let routes = routes
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        // Beyond the limit, an answer at once rather than a queue that grows.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            [(header::RETRY_AFTER, "1")],
+                            "busy: try again in a moment",
+                        )
+                    },
+                ))
+                .layer(tower::load_shed::LoadShedLayer::new())
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.max_concurrent_requests,
+                )),
+        )
         .layer(middleware::from_fn(move |req, next| {
             prefixed_cookies(prefix, req, next)
         }))

@@ -594,7 +594,11 @@ async fn form_post_answers_in_a_posted_form() {
 /// With an operations listener, /metrics is served there and not on the public router.
 #[tokio::test]
 async fn metrics_stay_off_the_public_port_with_an_operations_listener() {
-    let (h, operations) = super::harness_split(crate::store::Store::memory(), None, false);
+    let limits = crate::http::Limits {
+        metrics_here: false,
+        ..Default::default()
+    };
+    let (h, operations) = super::harness_split(crate::store::Store::memory(), None, limits);
     let public = call(&h, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(public.status, StatusCode::NOT_FOUND);
     let ops = tower::ServiceExt::oneshot(
@@ -609,5 +613,44 @@ async fn metrics_stay_off_the_public_port_with_an_operations_listener() {
         ready.status,
         StatusCode::NOT_FOUND,
         "probes stay on the public port"
+    );
+}
+
+/// Beyond the concurrency limit, requests are answered 503 with Retry-After at once (never an
+/// unbounded queue); the ones within it are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_beyond_the_concurrency_limit_are_shed() {
+    let limits = crate::http::Limits {
+        max_concurrent_requests: 1,
+        ..Default::default()
+    };
+    let (h, _) = super::harness_split(crate::store::Store::memory(), None, limits);
+    let h = std::sync::Arc::new(h);
+    // Machine tokens (a secret check and an RS256 signature each) overlap enough.
+    let calls = (0..32).map(|_| {
+        let h = h.clone();
+        tokio::spawn(async move {
+            token(
+                &h,
+                Some(("svc:a b", "s&c=r%t+")),
+                &[("grant_type", "client_credentials"), ("scope", "api")],
+            )
+            .await
+        })
+    });
+    let replies: Vec<Reply> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let shed: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(replies.iter().any(|r| r.status == StatusCode::OK));
+    assert!(!shed.is_empty(), "nothing was shed");
+    assert!(
+        shed.iter()
+            .all(|r| r.headers.contains_key(header::RETRY_AFTER) && r.body.contains("busy"))
     );
 }

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::{
-    http::{AppState, operations_router, router_with},
+    http::{AppState, Limits, operations_router, router_with},
     metrics::Metrics,
     store::Store,
 };
@@ -42,7 +42,7 @@ pub(super) fn harness_with(store: Store) -> Harness {
 }
 
 pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
-    harness_split(store, backchannel, true).0
+    harness_split(store, backchannel, Limits::default()).0
 }
 
 /// A harness whose router serves /metrics only if `metrics_here`, and the operations router of
@@ -50,7 +50,7 @@ pub(super) fn harness_full(store: Store, backchannel: Option<&str>) -> Harness {
 pub(super) fn harness_split(
     store: Store,
     backchannel: Option<&str>,
-    metrics_here: bool,
+    limits: Limits,
 ) -> (Harness, Router) {
     let (view, kid) = crate::test_support::view(backchannel);
     let shared_view = Arc::new(ArcSwap::from_pointee(view));
@@ -70,7 +70,7 @@ pub(super) fn harness_split(
     let operations = operations_router(state.clone());
     (
         Harness {
-            app: router_with(state, metrics_here),
+            app: router_with(state, limits),
             kid,
             view: shared_view,
         },

@@ -1016,3 +1016,41 @@ async fn malformed_key_material_is_refused_and_the_previous_keys_keep_serving() 
 async fn http_status(url: &str) -> u16 {
     reqwest::get(url).await.unwrap().status().as_u16()
 }
+
+/// Slowloris: a client that opens a connection and never finishes its headers is cut off after
+/// `--header-read-timeout`, while other requests are served.
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    let mut p = Provider::standalone_with(
+        &examples_local(),
+        "memory",
+        &["--header-read-timeout", "1s"],
+    );
+    p.wait_ready(Duration::from_secs(20));
+    let port = p.port;
+    let (elapsed, answer) = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&buf).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "the half-sent request held its connection for {elapsed:?}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    assert_eq!(http_status(&p.url("/healthz")).await, 200);
+}
