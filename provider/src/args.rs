@@ -99,6 +99,12 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_PASSWORD_HASH_MEMORY", default_value_t = 48)]
     pub password_hash_memory: u32,
 
+    /// Proxies in front of the provider (ingress controllers, load balancers) whose
+    /// `X-Forwarded-For` is believed, as address ranges: `10.0.0.0/8,fd00::/8`. From anyone else
+    /// the header is ignored, so a client cannot choose the address it is throttled by.
+    #[arg(long, env = "KUBE_OIDC_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::extract::Cidr::parse)]
+    pub trusted_proxies: Vec<crate::http::extract::Cidr>,
+
     /// Requests served at once; more are answered 503 with Retry-After at once, never queued
     /// without bound.
     #[arg(long, env = "KUBE_OIDC_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]

@@ -112,6 +112,7 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     let app = http::router_with(
         state,
         http::Limits {
+            trusted_proxies: http::extract::TrustedProxies(Arc::new(args.trusted_proxies.clone())),
             metrics_here: args.metrics_listen.is_none(),
             max_concurrent_requests: args.max_concurrent_requests.max(1),
             request_timeout: args.request_timeout,

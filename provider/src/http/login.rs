@@ -55,18 +55,16 @@ pub async fn login(
             )
         };
         match login::sign_in(&ctx, username, password, &ip).await? {
-            SignIn::Throttled => Ok(again(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed attempts. Wait 15 minutes and try again.",
+            // The same page as a wrong password: whether an account is locked is not told.
+            SignIn::Throttled | SignIn::Refused => Ok(again(
+                StatusCode::UNAUTHORIZED,
+                "Wrong username or password.",
             )),
             SignIn::Busy => Ok(again(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too many people are signing in right now. Try again in a moment.",
             )),
-            SignIn::Refused => Ok(again(
-                StatusCode::UNAUTHORIZED,
-                "Wrong username or password.",
-            )),
+
             SignIn::SignedIn(session) => {
                 interaction::finish(&s.store, Interaction::Authorization, id).await?;
                 let cookie = set_cookie(&view, SESSION_COOKIE, &session.id, SESSION_TTL);

@@ -5,7 +5,7 @@ mod authorize;
 mod consent;
 mod device;
 mod discovery;
-mod extract;
+pub mod extract;
 mod introspect;
 mod login;
 mod logout;
@@ -76,8 +76,10 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// What the public router is held to.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
+    /// Proxies whose `X-Forwarded-For` names the client (throttles key on it).
+    pub trusted_proxies: extract::TrustedProxies,
     /// Serve /metrics here (no separate operations listener).
     pub metrics_here: bool,
     /// Requests served at once; more get 503 with Retry-After.
@@ -89,6 +91,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            trusted_proxies: extract::TrustedProxies::default(),
             metrics_here: true,
             max_concurrent_requests: 512,
             request_timeout: std::time::Duration::from_secs(30),
@@ -142,6 +145,7 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
     };
     let prefix = cookie_prefix(&issuer);
     let routes = routes
+        .layer(axum::Extension(limits.trusted_proxies.clone()))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

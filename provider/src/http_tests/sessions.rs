@@ -57,8 +57,13 @@ async fn login_is_csrf_protected_and_throttled() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let r = log_in(&h, &mut b, &page, "bob", PASSWORD).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(r.body.contains("Too many failed attempts"));
+    // Refused with the same page as a wrong password: a locked account is not revealed.
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("Wrong username or password"));
+    assert!(
+        !b.cookies.contains_key("__Host-kube_oidc_session"),
+        "signed in while locked"
+    );
     // Unknown users fail the same way as wrong passwords.
     let r = log_in(&h, &mut b, &page, "mallory", PASSWORD).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);

@@ -79,9 +79,13 @@ pub async fn sign_in(
     ip: &str,
 ) -> Result<SignIn, StoreError> {
     let store = ctx.store;
-    let user_failures = store.counter(Key::UserFailures(username)).await?;
-    let ip_failures = store.counter(Key::IpFailures(ip)).await?;
-    if user_failures >= MAX_FAILURES_PER_USER || ip_failures >= MAX_FAILURES_PER_IP {
+    // Counted before the check, atomically (INCR): guesses sent in parallel cannot all pass
+    // the limit. A success takes its count back.
+    let user_attempts = store
+        .count(Key::UserFailures(username), THROTTLE_WINDOW)
+        .await?;
+    let ip_attempts = store.count(Key::IpFailures(ip), THROTTLE_WINDOW).await?;
+    if user_attempts > MAX_FAILURES_PER_USER || ip_attempts > MAX_FAILURES_PER_IP {
         tracing::warn!(%username, %ip, "sign-in throttled");
         return Ok(SignIn::Throttled);
     }
@@ -92,6 +96,9 @@ pub async fn sign_in(
     let Ok(Ok(_permit)) = tokio::time::timeout(budget.wait, budget.mib.acquire_many(cost)).await
     else {
         tracing::warn!(%ip, "sign-in refused: password checks are at their memory budget");
+        // Nothing was checked: the attempt does not count.
+        store.uncount(Key::UserFailures(username)).await?;
+        store.uncount(Key::IpFailures(ip)).await?;
         return Ok(SignIn::Busy);
     };
     let candidate = user.clone();
@@ -105,13 +112,10 @@ pub async fn sign_in(
     .unwrap_or_default();
     budget.give_back(memory);
     let Some(user) = user.filter(|_| ok) else {
-        store
-            .count(Key::UserFailures(username), THROTTLE_WINDOW)
-            .await?;
-        store.count(Key::IpFailures(ip), THROTTLE_WINDOW).await?;
         return Ok(SignIn::Refused);
     };
     store.delete(Key::UserFailures(username)).await?;
+    store.uncount(Key::IpFailures(ip)).await?;
     Ok(SignIn::SignedIn(
         Session::start(store, user.subject(), ctx.now).await?,
     ))
@@ -159,5 +163,37 @@ mod tests {
             .unwrap();
         assert!(matches!(again, SignIn::SignedIn(_)), "{again:?}");
         assert_eq!(users::verification_cost_mib(None), 19);
+    }
+
+    /// Guesses sent all at once: the counter is taken before the check, so no more than the
+    /// limit are ever checked, however many run in parallel.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_guesses_never_pass_the_limit() {
+        let (view, _) = view(None);
+        let store = Store::memory();
+        let settings = Settings::default();
+        let ctx = Context {
+            view: &view,
+            store: &store,
+            now: 1,
+            settings: &settings,
+        };
+        let guesses = (0..16).map(|i| {
+            let ctx = &ctx;
+            async move { sign_in(ctx, "bob", format!("guess-{i}"), "10.0.0.3").await }
+        });
+        let outcomes = futures::future::join_all(guesses).await;
+        let checked = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(SignIn::Refused)))
+            .count();
+        assert!(
+            checked <= MAX_FAILURES_PER_USER as usize,
+            "{checked} guesses checked in parallel"
+        );
+        let right = sign_in(&ctx, "bob", PASSWORD.into(), "10.0.0.4")
+            .await
+            .unwrap();
+        assert!(matches!(right, SignIn::Throttled), "{right:?}");
     }
 }

@@ -133,6 +133,28 @@ impl Store {
         }
     }
 
+    /// Takes one back from a counter that exists (never below zero, never creating it).
+    pub(super) async fn decr_raw(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.decr(key);
+                Ok(())
+            }
+            Store::Redis(c) => {
+                let script = redis::Script::new(
+                    "local v = redis.call('GET', KEYS[1]) \
+                     if v and tonumber(v) > 0 then redis.call('DECR', KEYS[1]) end \
+                     return 0",
+                );
+                let _: i64 = script
+                    .key(c.key(key))
+                    .invoke_async(&mut c.conn.clone())
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
     /// Whether the store answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
@@ -190,6 +212,14 @@ impl MemoryStore {
         let n = entry.0.parse::<u64>().unwrap_or(0) + 1;
         entry.0 = n.to_string();
         n
+    }
+
+    fn decr(&self, key: &str) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(key) {
+            let n = entry.0.parse::<u64>().unwrap_or(0).saturating_sub(1);
+            entry.0 = n.to_string();
+        }
     }
 }
 

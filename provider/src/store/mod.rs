@@ -76,6 +76,11 @@ impl Store {
         self.incr_raw(&key.render(), ttl).await
     }
 
+    /// Takes one back from a counter (an attempt that turned out fine).
+    pub async fn uncount(&self, key: Key<'_>) -> Result<(), StoreError> {
+        self.decr_raw(&key.render()).await
+    }
+
     /// The current value of a counter (0 when absent or expired).
     pub async fn counter(&self, key: Key<'_>) -> Result<u64, StoreError> {
         Ok(self
