@@ -13,7 +13,7 @@ use axum::{
 use crds::{ClientType, OidcClient};
 use serde_json::{Value, json};
 
-use super::{Shared, extract};
+use super::{Shared, extract, extract::ClientIp};
 use crate::{
     kubernetes::registry::{Registry, RegistryError},
     protocol::{
@@ -85,8 +85,17 @@ fn answer(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-pub async fn register(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    match register_client(&s, &headers, &body).await {
+/// Registrations from one address per [`REGISTRATION_WINDOW`].
+const MAX_REGISTRATIONS_PER_IP: u64 = 20;
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
+
+pub async fn register(
+    State(s): State<Shared>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match register_client(&s, &headers, &body, &ip).await {
         Ok(body) => answer(StatusCode::CREATED, body),
         Err(e) => error(&e),
     }
@@ -96,8 +105,19 @@ async fn register_client(
     s: &Shared,
     headers: &HeaderMap,
     body: &[u8],
+    ip: &str,
 ) -> Result<Value, OAuthError> {
     let reg = s.registration.as_ref().ok_or_else(closed)?;
+    if s.store
+        .count(crate::store::Key::Registrations(ip), REGISTRATION_WINDOW)
+        .await?
+        > MAX_REGISTRATIONS_PER_IP
+    {
+        tracing::warn!(%ip, "registration throttled");
+        return Err(OAuthError::AccessDenied(
+            "too many registrations from this address; try again later".into(),
+        ));
+    }
     reg.settings.admits(extract::bearer(headers).as_deref())?;
     let m = json_body(body)?;
     let mut spec = registration::spec_from_metadata(&reg.settings, &m).await?;

@@ -21,6 +21,7 @@ use crate::{
         params::{Params, parse_params},
         token::{self, TokenRequest},
     },
+    store::Key,
 };
 
 /// The parameters of a request to the token endpoint family, and the client it authenticates
@@ -35,9 +36,15 @@ pub fn authenticated(
     Ok((params, client))
 }
 
+/// Failed client authentications of one client from one address before its next attempts
+/// from there are refused unchecked, for [`CLIENT_THROTTLE_WINDOW`]. Per address, so that an
+/// attacker elsewhere cannot lock a client out.
+const MAX_CLIENT_FAILURES: u64 = 10;
+const CLIENT_THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// Authenticates the client of a token-family request from `peer` and runs `call` for it. A
-/// failed client authentication is logged (client ID, method, peer; never the secret) and
-/// counted.
+/// failed client authentication is logged (client ID, method, peer; never the secret), counted
+/// in metrics, and throttled per client and address.
 pub async fn for_client<T>(
     s: &AppState,
     headers: &HeaderMap,
@@ -46,20 +53,45 @@ pub async fn for_client<T>(
     call: impl AsyncFnOnce(&Context<'_>, &ClientConfig, &Params) -> Result<T, OAuthError>,
 ) -> Result<T, OAuthError> {
     let view = s.view.load_full();
-    let (params, client) = authenticated(&view, headers, body).inspect_err(|e| {
-        if let OAuthError::InvalidClient(reason) = e {
-            let params = parse_params(body).unwrap_or_default();
-            let attempt = client_auth::Attempt::of(extract::basic(headers), &params);
-            tracing::warn!(
-                client_id = attempt.client_id.as_deref().unwrap_or("-"),
-                method = attempt.method,
-                peer,
-                reason = %reason,
-                "client authentication failed"
-            );
-            s.metrics.client_auth_failed(attempt.method);
+    let attempt = client_auth::Attempt::of(
+        extract::basic(headers),
+        &parse_params(body).unwrap_or_default(),
+    );
+    let throttle_key = attempt
+        .client_id
+        .as_deref()
+        .map(|client_id| Key::ClientFailures {
+            client_id,
+            ip: peer,
+        });
+    if let Some(key) = throttle_key
+        && s.store.counter(key).await? >= MAX_CLIENT_FAILURES
+    {
+        tracing::warn!(
+            client_id = attempt.client_id.as_deref().unwrap_or("-"),
+            peer,
+            "client authentication throttled"
+        );
+        s.metrics.client_auth_failed(attempt.method);
+        return Err(OAuthError::InvalidClient(
+            "too many failed authentications from this address; try again later".into(),
+        ));
+    }
+    let authenticated = authenticated(&view, headers, body);
+    if let Err(OAuthError::InvalidClient(reason)) = &authenticated {
+        tracing::warn!(
+            client_id = attempt.client_id.as_deref().unwrap_or("-"),
+            method = attempt.method,
+            peer,
+            reason = %reason,
+            "client authentication failed"
+        );
+        s.metrics.client_auth_failed(attempt.method);
+        if let Some(key) = throttle_key {
+            s.store.count(key, CLIENT_THROTTLE_WINDOW).await?;
         }
-    })?;
+    }
+    let (params, client) = authenticated?;
     call(&s.context(&view), &client, &params).await
 }
 

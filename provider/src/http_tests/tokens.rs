@@ -519,3 +519,42 @@ async fn revocation_of_unknown_and_opaque_tokens() {
         false
     );
 }
+
+/// Guessing a client's secret at the token endpoint: after ten failures from one address, even
+/// the right secret is refused from there for a while; other clients are not affected.
+#[tokio::test]
+async fn client_secret_guessing_is_throttled() {
+    let h = harness();
+    for i in 0..10 {
+        let r = token(
+            &h,
+            Some(("svc:a b", &format!("guess-{i}"))),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let right = token(
+        &h,
+        Some(("svc:a b", "s&c=r%t+")),
+        &[("grant_type", "client_credentials"), ("scope", "api")],
+    )
+    .await;
+    assert_eq!(right.status, StatusCode::UNAUTHORIZED, "{}", right.body);
+    assert!(
+        right.body.contains("too many failed authentications"),
+        "{}",
+        right.body
+    );
+    let other = token(
+        &h,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "poster"),
+            ("client_secret", "poster-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+}

@@ -39,6 +39,10 @@ pub enum Key<'a> {
     UserFailures(&'a str),
     /// Failed sign-ins from an address.
     IpFailures(&'a str),
+    /// Failed client authentications of a client from an address.
+    ClientFailures { client_id: &'a str, ip: &'a str },
+    /// Client registrations from an address.
+    Registrations(&'a str),
 }
 
 impl Key<'_> {
@@ -61,6 +65,10 @@ impl Key<'_> {
             Key::Consent { sub, client_id } => format!("consent:{sub}:{client_id}"),
             Key::UserFailures(u) => format!("throttle:user:{u}"),
             Key::IpFailures(ip) => format!("throttle:ip:{ip}"),
+            Key::ClientFailures { client_id, ip } => {
+                format!("throttle:client:{}:{ip}", hash_token("client", client_id))
+            }
+            Key::Registrations(ip) => format!("throttle:register:{ip}"),
         }
     }
 }
