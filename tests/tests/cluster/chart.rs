@@ -144,6 +144,12 @@ async fn chart_lints_renders_applies_and_installs() {
                     && rendered.contains("kind: Ingress")
             );
             assert!(rendered.contains("redis://:$(KUBE_OIDC_REDIS_PASSWORD)@redis.redis.svc:6379"));
+            // The provider's NetworkPolicy (applied above) and the trusted proxies.
+            assert!(
+                rendered.contains("kind: NetworkPolicy")
+                    && rendered.contains("KUBE_OIDC_TRUSTED_PROXIES"),
+                "{rendered}"
+            );
         }
         ns.delete().await;
     }
