@@ -111,13 +111,23 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
         .route("/jwks", get(discovery::jwks))
         .route(
             "/authorize",
-            get(authorize::authorize).post(authorize::authorize),
+            get(authorize::authorize).post(authorize::authorize).layer(
+                middleware::from_fn_with_state(state.clone(), interaction_starts),
+            ),
         )
         .route("/login", post(login::login))
         .route("/consent", post(consent::consent))
         .route("/token", post(token::token))
         .route("/device_authorization", post(device::device_authorization))
-        .route("/device", get(device::verify).post(device::verify))
+        .route(
+            "/device",
+            get(device::verify)
+                .post(device::verify)
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    interaction_starts,
+                )),
+        )
         .route(
             "/userinfo",
             get(userinfo::userinfo).post(userinfo::userinfo),
@@ -126,7 +136,9 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
         .route("/revoke", post(revoke::revoke))
         .route(
             "/end_session",
-            get(logout::end_session).post(logout::end_session),
+            get(logout::end_session).post(logout::end_session).layer(
+                middleware::from_fn_with_state(state.clone(), interaction_starts),
+            ),
         )
         .route("/end_session/confirm", post(logout::confirm))
         .route("/register", post(register::register))
@@ -183,6 +195,36 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
         routes
     } else {
         Router::new().nest(&path, routes)
+    }
+}
+
+/// Requests that may start a pending interaction, per address and [`STARTS_WINDOW`] (the
+/// lifetime of a pending interaction): beyond it, a page asking to wait, so that one address
+/// cannot fill the store with pending sign-ins.
+pub const MAX_STARTS_PER_IP: u64 = 600;
+const STARTS_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn interaction_starts(
+    axum::extract::State(s): axum::extract::State<Shared>,
+    extract::ClientIp(ip): extract::ClientIp,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    match s
+        .store
+        .count(crate::store::Key::InteractionStarts(&ip), STARTS_WINDOW)
+        .await
+    {
+        Ok(n) if n > MAX_STARTS_PER_IP => {
+            tracing::warn!(%ip, "interaction starts throttled");
+            respond::error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-ins",
+                "Too many sign-ins were started from your network. Wait a few minutes and try again.",
+            )
+        }
+        Ok(_) => next.run(req).await,
+        Err(e) => respond::unavailable_page(&e),
     }
 }
 

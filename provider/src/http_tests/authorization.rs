@@ -654,3 +654,19 @@ async fn requests_beyond_the_concurrency_limit_are_shed() {
             .all(|r| r.headers.contains_key(header::RETRY_AFTER) && r.body.contains("busy"))
     );
 }
+
+/// One address starting sign-ins without end (each a pending interaction in the store) is told
+/// to wait once it passes the limit; the store never fills from one place.
+#[tokio::test]
+async fn one_address_cannot_fill_the_store_with_pending_sign_ins() {
+    let h = harness();
+    let uri = authorize_uri("web", "https://web.example/cb", "");
+    let limit = crate::http::MAX_STARTS_PER_IP;
+    for _ in 0..limit {
+        let r = call(&h, Request::get(uri.as_str()).body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = call(&h, Request::get(uri.as_str()).body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.body.contains("Too many sign-ins"));
+}

@@ -43,6 +43,8 @@ pub enum Key<'a> {
     ClientFailures { client_id: &'a str, ip: &'a str },
     /// Client registrations from an address.
     Registrations(&'a str),
+    /// Requests from an address that may start a pending interaction (sign-in, device, logout).
+    InteractionStarts(&'a str),
 }
 
 impl Key<'_> {
@@ -69,6 +71,7 @@ impl Key<'_> {
                 format!("throttle:client:{}:{ip}", hash_token("client", client_id))
             }
             Key::Registrations(ip) => format!("throttle:register:{ip}"),
+            Key::InteractionStarts(ip) => format!("throttle:starts:{ip}"),
         }
     }
 }
