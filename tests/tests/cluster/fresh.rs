@@ -140,18 +140,9 @@ async fn committed_crd_yaml_reads_as_the_rust_types_in_kubectl_and_issues_a_toke
     // Installed as the README's `kubectl apply` would, all the way to a token.
     let (ok, out, err) = kubectl(&cp, &["apply", "-f", "crds/yaml/"], None);
     assert!(ok, "kubectl apply -f crds/yaml/: {out}{err}");
-    let (ok, out, err) = kubectl(
-        &cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd",
-            "--all",
-        ],
-        None,
-    );
-    assert!(ok, "{out}{err}");
+    for crd in crds::crds() {
+        established(&cp, crd.metadata.name.as_deref().unwrap()).await;
+    }
     let ns = cp.namespace("fresh").await;
     let _operator = Operator::start(&cp, &ns.name, "fresh", &[]);
     let mut provider = Provider::in_cluster(&cp, &ns.name, "memory", &[]);
@@ -223,17 +214,7 @@ async fn a_failing_status_write_never_multiplies_key_secrets() {
         Some(&signing_key_crd_with_bare_n_and_y()),
     );
     assert!(ok, "{out}{err}");
-    let (ok, out, err) = kubectl(
-        &cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/signingkeys.kubeoidc.dev",
-        ],
-        None,
-    );
-    assert!(ok, "{out}{err}");
+    established(&cp, "signingkeys.kubeoidc.dev").await;
     let ns = cp.namespace("failing-status").await;
     let operator = Operator::start(&cp, &ns.name, "failing", &[]);
     let key: SigningKey = serde_yaml::from_str(
@@ -289,4 +270,21 @@ async fn a_failing_status_write_never_multiplies_key_secrets() {
         log.contains("write status") && failures <= 12,
         "expected a few failed status writes, backing off ({failures}): {log}"
     );
+}
+
+/// Waits until the CRD `name` is Established. (`kubectl wait --for=condition=Established`
+/// fails, rather than waits, while a new CRD's conditions are still null.)
+pub(crate) async fn established(cp: &ControlPlane, name: &str) {
+    let crds = kube::Api::<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    >::all(cp.client().await);
+    eventually(
+        &format!("CRD {name} established"),
+        Duration::from_secs(30),
+        || async {
+            let crd = crds.get(name).await.ok()?;
+            kube_oidc_tests::controlplane::crd_established(&crd).then_some(())
+        },
+    )
+    .await;
 }

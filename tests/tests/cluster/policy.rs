@@ -334,15 +334,7 @@ async fn a_tenant_cannot_redirect_to_a_host_routed_to_another_tenant() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    kubectl(
-        cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/httproutes.gateway.networking.k8s.io",
-            "--timeout=30s",
-        ],
-    );
+    crate::fresh::established(cp, "httproutes.gateway.networking.k8s.io").await;
 
     let t = tenants("routes").await;
     let policy = format!("{}-routed", t.platform.name);
