@@ -312,6 +312,12 @@ subjects:
   - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: 'oidc:developers'}
 ",
     );
+    let kubelogin = b.bin_path("kubectl-oidc_login");
+    assert!(
+        kubelogin.is_file(),
+        "{} is missing: build it with tests/controlplane/build.sh (tests/run does)",
+        kubelogin.display()
+    );
     let kubeconfig = kubeconfig(&b, &files, dir.path());
     let ca_path = cp.ca_path().to_path_buf();
 
