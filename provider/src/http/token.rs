@@ -12,10 +12,9 @@ use super::{
     extract::ClientIp,
     respond::{no_store_json, token_error},
 };
-use std::sync::Arc;
 
 use crate::{
-    config::{ClientConfig, View},
+    config::ClientConfig,
     protocol::{
         Context, OAuthError, client_auth,
         params::{Params, parse_params},
@@ -23,18 +22,6 @@ use crate::{
     },
     store::Key,
 };
-
-/// The parameters of a request to the token endpoint family, and the client it authenticates
-/// as (RFC 6749 §2.3).
-pub fn authenticated(
-    view: &View,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Params, Arc<ClientConfig>), OAuthError> {
-    let params = parse_params(body).map_err(OAuthError::InvalidRequest)?;
-    let client = client_auth::authenticate(view, extract::basic(headers), &params)?;
-    Ok((params, client))
-}
 
 /// Failed client authentications of one client from one address before its next attempts
 /// from there are refused unchecked, for [`CLIENT_THROTTLE_WINDOW`]. Per address, so that an
@@ -53,10 +40,9 @@ pub async fn for_client<T>(
     call: impl AsyncFnOnce(&Context<'_>, &ClientConfig, &Params) -> Result<T, OAuthError>,
 ) -> Result<T, OAuthError> {
     let view = s.view.load_full();
-    let attempt = client_auth::Attempt::of(
-        extract::basic(headers),
-        &parse_params(body).unwrap_or_default(),
-    );
+    let params = parse_params(body).map_err(OAuthError::InvalidRequest)?;
+    let basic = extract::basic(headers);
+    let attempt = client_auth::Attempt::of(basic, &params);
     let throttle_key = attempt
         .client_id
         .as_deref()
@@ -77,7 +63,7 @@ pub async fn for_client<T>(
             "too many failed authentications from this address; try again later".into(),
         ));
     }
-    let authenticated = authenticated(&view, headers, body);
+    let authenticated = client_auth::authenticate(&view, basic, &params);
     if let Err(OAuthError::InvalidClient(reason)) = &authenticated {
         tracing::warn!(
             client_id = attempt.client_id.as_deref().unwrap_or("-"),
@@ -91,7 +77,7 @@ pub async fn for_client<T>(
             s.store.count(key, CLIENT_THROTTLE_WINDOW).await?;
         }
     }
-    let (params, client) = authenticated?;
+    let client = authenticated?;
     call(&s.context(&view), &client, &params).await
 }
 
