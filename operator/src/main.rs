@@ -166,11 +166,11 @@ fn backoff_key(controller: &str, meta: &kube::api::ObjectMeta) -> String {
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".into());
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(terminal)
         .with_writer(std::io::stderr);
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     if format == "json" || (format == "auto" && !terminal) {
         builder.json().flatten_event(true).init();
     } else {
@@ -339,48 +339,19 @@ async fn run_controllers(
     );
     let client_controller =
         Controller::for_stream(clients_events.touched_objects(), clients_store.clone());
-    let (scope_store, scope_writer) = reflector::store::<DeserializeGuard<OidcScope>>();
-    let scope_reflector = reflector::reflector(
-        scope_writer,
-        watcher(
-            Api::<DeserializeGuard<OidcScope>>::namespaced(client.clone(), &args.namespace),
-            watcher::Config::default(),
-        ),
-    )
-    .applied_objects()
-    .for_each(|_| futures::future::ready(()));
+    let (scope_store, scope_reflector) = cache(Api::<DeserializeGuard<OidcScope>>::namespaced(
+        client.clone(),
+        &args.namespace,
+    ));
 
-    let (policy_store, policy_writer) = reflector::store::<DeserializeGuard<ClientPolicy>>();
-    let policy_reflector = reflector::reflector(
-        policy_writer,
-        watcher(
-            Api::<DeserializeGuard<ClientPolicy>>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .applied_objects()
-    .for_each(|_| futures::future::ready(()));
-    let (key_store, key_writer) = reflector::store::<DeserializeGuard<SigningKey>>();
-    let key_reflector = reflector::reflector(
-        key_writer,
-        watcher(
-            Api::<DeserializeGuard<SigningKey>>::namespaced(client.clone(), &args.namespace),
-            watcher::Config::default(),
-        ),
-    )
-    .applied_objects()
-    .for_each(|_| futures::future::ready(()));
+    let (policy_store, policy_reflector) =
+        cache(Api::<DeserializeGuard<ClientPolicy>>::all(client.clone()));
+    let (key_store, key_reflector) = cache(Api::<DeserializeGuard<SigningKey>>::namespaced(
+        client.clone(),
+        &args.namespace,
+    ));
     let keys_task = tokio::spawn(key_reflector);
-    let (namespace_store, namespace_writer) = reflector::store::<Namespace>();
-    let namespace_reflector = reflector::reflector(
-        namespace_writer,
-        watcher(
-            Api::<Namespace>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .applied_objects()
-    .for_each(|_| futures::future::ready(()));
+    let (namespace_store, namespace_reflector) = cache(Api::<Namespace>::all(client.clone()));
     // A client is only ever checked against the policies and labels as they are: both caches
     // are filled before the first reconcile.
     let policies_served = crds::watch::is_served::<ClientPolicy>(&client)
@@ -406,7 +377,7 @@ async fn run_controllers(
         key_store.wait_until_ready()
     );
     if !policies_ready || namespaces_ready.is_err() || keys_ready.is_err() {
-        tracing::error!("the ClientPolicy or Namespace cache never filled");
+        tracing::error!("the ClientPolicy, Namespace or SigningKey cache never filled");
         return;
     }
 
@@ -525,6 +496,19 @@ async fn run_controllers(
     }
     namespaces_task.abort();
     keys_task.abort();
+}
+
+/// A cache of `api`'s objects, and the future that keeps it current (poll or spawn it).
+fn cache<K>(api: Api<K>) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (store, writer) = reflector::store::<K>();
+    let keep_current = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .applied_objects()
+        .for_each(|_| futures::future::ready(()));
+    (store, keep_current)
 }
 
 /// ClusterLogins in the provider's namespace, re-rendered when their client, their CA or the
