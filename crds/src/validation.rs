@@ -295,7 +295,7 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
             out.push(invalid(
                 format!("spec.{field}"),
                 Reason::InvalidDuration,
-                format!("{field} must be a positive duration such as 720h, 15m or 90s"),
+                duration_message(field),
             ));
         }
     }
@@ -309,6 +309,11 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
         ));
     }
     out
+}
+
+/// What to fix in a duration field (the words of its CEL rule).
+pub fn duration_message(field: &str) -> String {
+    format!("{field} must be a positive duration such as 720h, 15m or 90s")
 }
 
 /// Every problem with an OidcScope.
@@ -364,7 +369,7 @@ pub fn validate_signing_key(spec: &SigningKeySpec) -> Vec<Invalid> {
             out.push(invalid(
                 format!("spec.rotation.{field}"),
                 Reason::InvalidRotation,
-                format!("{field} must be a positive duration such as 720h, 15m or 90s"),
+                duration_message(field),
             ));
         }
     }

@@ -63,7 +63,8 @@ fn checked(
 }
 
 /// Duration fields that do not parse, said as the API server says it (its CEL rule's message)
-/// rather than as the deserializer would.
+/// rather than as the deserializer would. Whether a parsed one is positive is
+/// `crds::validation`'s to say.
 fn durations(value: &serde_yaml::Value) -> Result<(), String> {
     let spec = &value["spec"];
     let fields = [
@@ -82,13 +83,10 @@ fn durations(value: &serde_yaml::Value) -> Result<(), String> {
             .as_str()
             .map(String::from)
             .unwrap_or_else(|| format!("{v:?}"));
-        let positive = text
-            .parse::<kube::core::Duration>()
-            .is_ok_and(|d| !std::time::Duration::from(d).is_zero())
-            && !text.starts_with('-');
-        if !positive {
+        if text.parse::<kube::core::Duration>().is_err() {
             return Err(format!(
-                "{field} must be a positive duration such as 720h, 15m or 90s, not \"{text}\""
+                "{}, not \"{text}\"",
+                crds::validation::duration_message(field)
             ));
         }
     }
