@@ -71,7 +71,8 @@ pub struct Args {
     pub metrics_listen: Option<SocketAddr>,
 
     /// Dynamic client registration: `closed`, `open`, or `token` (callers present
-    /// --registration-token as a Bearer initial access token).
+    /// --registration-token as a Bearer initial access token). In a cluster registered clients
+    /// are OidcClients; with --manifests they live in the store (kept with Redis).
     #[arg(long, env = "KUBE_OIDC_REGISTRATION", value_enum, default_value_t = RegistrationPolicy::Closed)]
     pub registration: RegistrationPolicy,
 

@@ -9,6 +9,7 @@ pub mod kubernetes;
 pub mod manifests;
 pub mod metrics;
 pub mod protocol;
+pub mod registry;
 pub mod signing;
 pub mod store;
 pub mod users;
@@ -85,11 +86,11 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     let metrics = Arc::new(metrics::Metrics::default());
     let view: config::SharedView = Arc::new(ArcSwap::from_pointee(config::View::empty(&issuer)));
     let policy = registration_policy(&args)?;
-    let registration = watch_or_load(&args, &issuer, &view, &metrics, policy).await?;
     let store = match &args.store {
         StoreUrl::Memory => store::Store::memory(),
         StoreUrl::Redis(url) => store::Store::redis(url, &args.store_prefix).await?,
     };
+    let registration = watch_or_load(&args, &issuer, &view, &metrics, &store, policy).await?;
     let state = Arc::new(http::AppState {
         view,
         store,
@@ -137,12 +138,6 @@ fn registration_policy(
             ));
         }
     };
-    if policy.is_some() && args.manifests.is_some() {
-        return Err(StartupError::Flags(
-            "dynamic client registration needs a cluster; it is not available with --manifests"
-                .into(),
-        ));
-    }
     Ok(policy)
 }
 
@@ -153,24 +148,64 @@ async fn watch_or_load(
     issuer: &str,
     view: &config::SharedView,
     metrics: &Arc<metrics::Metrics>,
+    store: &store::Store,
     policy: Option<protocol::registration::Policy>,
 ) -> Result<Option<http::register::Registration>, StartupError> {
+    let settings = |policy| protocol::registration::Settings {
+        policy,
+        allow_private_urls: args.registration_allow_private_urls,
+        consent: args.registration_consent,
+        quota: args.registration_quota,
+    };
     if let Some(dir) = &args.manifests {
-        let loaded = manifests::load(dir, issuer, &args.users_secret)
+        let folder = manifests::load(dir, &args.users_secret)
             .map_err(|e| StartupError::Manifests(format!("{}: {e}", dir.display())))?;
         tracing::info!(
-            clients = loaded.clients.len(),
-            users = loaded.users.len(),
+            clients = folder.client_count(),
+            users = folder.user_count(),
             "loaded manifests"
         );
         metrics
             .clients
-            .set(i64::try_from(loaded.clients.len()).unwrap_or(i64::MAX));
-        view.store(Arc::new(loaded));
-        return Ok(None);
+            .set(i64::try_from(folder.client_count()).unwrap_or(i64::MAX));
+        view.store(Arc::new(folder.view(issuer, Vec::new(), false)));
+        let Some(policy) = policy else {
+            return Ok(None);
+        };
+        // Registered clients live in the store, next to the folder's.
+        let registry = Arc::new(registry::StoreRegistry::new(
+            store.clone(),
+            Arc::new(folder),
+            view.clone(),
+            metrics.clone(),
+            issuer,
+            args.registration_namespace
+                .clone()
+                .unwrap_or_else(|| args.namespace.clone()),
+        ));
+        registry
+            .refresh()
+            .await
+            .map_err(|e| StartupError::Flags(format!("--store: registered clients: {e}")))?;
+        if matches!(store, store::Store::Redis(_)) {
+            // Other replicas on the same Redis register too.
+            let resync = registry.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(registry::RESYNC).await;
+                    if let Err(e) = resync.refresh().await {
+                        tracing::warn!(error = %e, "registered clients not read");
+                    }
+                }
+            });
+        }
+        return Ok(Some(http::register::Registration {
+            settings: settings(policy),
+            registry: registry::Registry::Store(registry),
+        }));
     }
     let client = kube::Client::try_default().await?;
-    let settings = kubernetes::Settings {
+    let kube_settings = kubernetes::Settings {
         issuer: issuer.to_string(),
         namespace: args.namespace.clone(),
         client_namespaces: args.client_namespaces.clone(),
@@ -185,18 +220,16 @@ async fn watch_or_load(
             }
         });
         http::register::Registration {
-            settings: protocol::registration::Settings {
-                policy,
-                allow_private_urls: args.registration_allow_private_urls,
-                consent: args.registration_consent,
-                quota: args.registration_quota,
-            },
-            registry: kubernetes::registry::Registry::new(client.clone(), namespace),
+            settings: settings(policy),
+            registry: registry::Registry::Cluster(kubernetes::registry::ClusterRegistry::new(
+                client.clone(),
+                namespace,
+            )),
         }
     });
     tokio::spawn(kubernetes::run(
         client,
-        settings,
+        kube_settings,
         view.clone(),
         metrics.clone(),
     ));

@@ -173,9 +173,15 @@ impl Manifests {
         crds::secret::secret_data(self.secrets.get(name)?, key)
     }
 
-    /// The policy a client of the folder follows: only when the folder holds one.
+    /// The policy a client of the folder follows: only when the folder holds one, except for a
+    /// registered client, which is never trusted (the registration defaults without a policy).
     fn governing(&self, c: &OidcClient) -> Option<crds::policy::Governing<'_>> {
-        if self.policies.is_empty() {
+        let registered = c
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(crds::policy::REGISTERED_LABEL));
+        if self.policies.is_empty() && !registered {
             return None;
         }
         let ns = c.metadata.namespace.as_deref().unwrap_or("default");
@@ -254,15 +260,20 @@ impl Manifests {
                     message: problems.join("; "),
                 });
             }
-            let max_session = self.governing(c).and_then(|g| g.max_session());
-            let hashes = self
-                .secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET)
-                .filter(|_| c.spec.type_ == crds::ClientType::Confidential)
-                .map(|secret| vec![crds::secret::hash_secret(&secret)])
-                .unwrap_or_default();
-            served.push(ClientConfig::from_resource(c, hashes).with_max_session(max_session));
+            let secret = self.secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET);
+            served.push(self.served(c, secret.as_deref()));
         }
         Ok(served)
+    }
+
+    /// A checked client as served, with its secret's hash and its policy's session limit.
+    fn served(&self, c: &OidcClient, secret: Option<&str>) -> ClientConfig {
+        let max_session = self.governing(c).and_then(|g| g.max_session());
+        let hashes = secret
+            .filter(|_| c.spec.type_ == crds::ClientType::Confidential)
+            .map(|secret| vec![crds::secret::hash_secret(secret)])
+            .unwrap_or_default();
+        ClientConfig::from_resource(c, hashes).with_max_session(max_session)
     }
 
     fn check_scopes(&self) -> Result<(), ManifestError> {
@@ -359,25 +370,82 @@ pub fn check(dir: &Path, users_secret: &str) -> Vec<String> {
     out
 }
 
-/// Reads every `*.yaml` / `*.yml` in `dir` and builds the view.
-pub fn load(dir: &Path, issuer: &str, users_secret: &str) -> Result<View, ManifestError> {
+/// A folder as loaded and checked, with the keys generated for it: what the view is built
+/// from, kept so that clients registered at run time join the folder's.
+pub struct Folder {
+    manifests: Manifests,
+    clients: Vec<ClientConfig>,
+    keys: Vec<KeyInput>,
+    users: Users,
+}
+
+impl Folder {
+    /// How many clients the folder holds.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The view of the folder's objects and the `registered` clients.
+    pub fn view(&self, issuer: &str, registered: Vec<ClientConfig>, registration: bool) -> View {
+        config::build(
+            issuer,
+            config::Sources {
+                clients: self.clients.iter().cloned().chain(registered).collect(),
+                algorithms: self
+                    .manifests
+                    .keys
+                    .iter()
+                    .map(|k| k.spec.algorithm)
+                    .collect(),
+                scopes: self.manifests.scopes.clone(),
+                keys: self.keys.clone(),
+                users: self.users.clone(),
+                synced: true,
+                registration,
+            },
+        )
+    }
+
+    /// A registered client checked as the operator checks one in a cluster (its fields, the
+    /// policy of registered clients or the folder's, a key for its algorithm, an unused client
+    /// ID), and as served; every problem otherwise.
+    pub fn registered_client(
+        &self,
+        c: &OidcClient,
+        secret: Option<&str>,
+    ) -> Result<ClientConfig, Vec<String>> {
+        let mut ids: HashMap<String, String> = self
+            .manifests
+            .clients
+            .iter()
+            .map(|(_, c)| (c.client_id(), c.metadata.name.clone().unwrap_or_default()))
+            .collect();
+        let problems = self.manifests.client_problems(c, &mut ids);
+        if problems.is_empty() {
+            Ok(self.manifests.served(c, secret))
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Reads every `*.yaml` / `*.yml` in `dir`, checks it and generates its keys.
+pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
     let manifests = Manifests::read(dir)?;
     let clients = manifests.served_clients()?;
     manifests.check_scopes()?;
     let keys = manifests.generated_keys()?;
     let users = manifests.users(users_secret)?;
-    Ok(config::build(
-        issuer,
-        config::Sources {
-            clients,
-            algorithms: manifests.keys.iter().map(|k| k.spec.algorithm).collect(),
-            scopes: manifests.scopes,
-            keys,
-            users,
-            synced: true,
-            registration: false,
-        },
-    ))
+    Ok(Folder {
+        manifests,
+        clients,
+        keys,
+        users,
+    })
 }
 
 #[cfg(test)]
@@ -398,7 +466,8 @@ spec:
         for (name, body) in files {
             std::fs::write(dir.path().join(name), body).unwrap();
         }
-        super::load(dir.path(), "http://127.0.0.1:8080", "kube-oidc-users")
+        super::load(dir.path(), "kube-oidc-users")
+            .map(|f| f.view("http://127.0.0.1:8080", Vec::new(), false))
     }
 
     /// A folder has one owner: its policies apply only where it holds one, and then as in a

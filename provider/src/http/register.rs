@@ -1,6 +1,6 @@
 //! `/register` and `/register/{client_id}`: dynamic client registration (RFC 7591) and its
 //! management (RFC 7592). A registered client is an OidcClient, accepted by the operator like
-//! any other.
+//! any other in a cluster, and checked the same way in standalone mode.
 
 use std::time::Duration;
 
@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 
 use super::{Shared, extract, extract::ClientIp};
 use crate::{
-    kubernetes::registry::{Registry, RegistryError},
     protocol::{
         OAuthError, now,
         params::{random_token, same},
         registration::{self, Settings},
     },
+    registry::{Registry, RegistryError},
 };
 
 /// Registration as served: who may register, and where clients are kept.
@@ -62,8 +62,8 @@ fn closed() -> OAuthError {
 fn registry_error(e: RegistryError) -> OAuthError {
     match e {
         RegistryError::Invalid(message) => OAuthError::InvalidClientMetadata(message),
-        RegistryError::Api(e) => {
-            tracing::error!(error = %e, "registration: Kubernetes API");
+        other => {
+            tracing::error!(error = %other, "registration: the registry failed");
             OAuthError::TemporarilyUnavailable(
                 "the registration could not be stored; retry later".into(),
             )
@@ -144,7 +144,7 @@ async fn register_client(
         spec.external_secret = true;
     }
     let mut client = OidcClient::new(&name, spec);
-    client.metadata.namespace = Some(reg.registry.namespace.clone());
+    client.metadata.namespace = Some(reg.registry.namespace().to_string());
     registration::validate(&client)?;
     let secret = confidential.then(crds::secret::generate_secret);
     let created = reg
@@ -163,7 +163,7 @@ async fn register_client(
         let _ = reg.registry.delete(&name).await;
         return Err(e);
     }
-    tracing::info!(client = %name, namespace = %reg.registry.namespace, "client registered");
+    tracing::info!(client = %name, namespace = %reg.registry.namespace(), "client registered");
     let mut body = registration::metadata(&issuer, &created, secret.as_deref(), Some(&token));
     body["client_id_issued_at"] = json!(now());
     Ok(body)
@@ -196,7 +196,7 @@ async fn served(s: &Shared, reg: &Registration, name: &str) -> Result<(), OAuthE
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let refused = reg.registry.refusal(name).await;
-    tracing::warn!(client = %name, namespace = %reg.registry.namespace, ?refused, "registered client not served in time; removed");
+    tracing::warn!(client = %name, namespace = %reg.registry.namespace(), ?refused, "registered client not served in time; removed");
     Err(match refused {
         Some(message) => OAuthError::InvalidClientMetadata(message),
         None => OAuthError::TemporarilyUnavailable(

@@ -11,20 +11,7 @@ use kube::{
 };
 use serde_json::json;
 
-/// Annotation holding the hash of a registered client's registration access token.
-pub const TOKEN_ANNOTATION: &str = "kubeoidc.dev/registration-token-hash";
-/// Label on registered clients and their Secrets.
-pub use crds::policy::REGISTERED_LABEL;
-
-/// Why the registry could not do what it was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// The API server refused the object (its schema or CEL rules): the message says why.
-    #[error("{0}")]
-    Invalid(String),
-    #[error("Kubernetes API: {0}")]
-    Api(#[from] kube::Error),
-}
+pub use crate::registry::{REGISTERED_LABEL, RegistryError, TOKEN_ANNOTATION};
 
 fn refused(e: kube::Error) -> RegistryError {
     match e {
@@ -34,12 +21,12 @@ fn refused(e: kube::Error) -> RegistryError {
 }
 
 /// The registered clients of one namespace.
-pub struct Registry {
+pub struct ClusterRegistry {
     client: kube::Client,
     pub namespace: String,
 }
 
-impl Registry {
+impl ClusterRegistry {
     pub fn new(client: kube::Client, namespace: String) -> Self {
         Self { client, namespace }
     }
@@ -95,15 +82,6 @@ impl Registry {
 
     pub async fn get(&self, name: &str) -> Result<Option<OidcClient>, RegistryError> {
         Ok(self.clients().get_opt(name).await?)
-    }
-
-    /// The hash of the client's registration access token.
-    pub fn token_hash(client: &OidcClient) -> String {
-        client
-            .annotations()
-            .get(TOKEN_ANNOTATION)
-            .cloned()
-            .unwrap_or_default()
     }
 
     /// The client's current secret, from its credentials Secret.

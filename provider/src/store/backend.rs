@@ -155,6 +155,82 @@ impl Store {
         }
     }
 
+    /// Sets `field` of the map under `key` (kept until deleted).
+    pub(super) async fn map_put_raw(
+        &self,
+        key: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.lock_maps()
+                    .entry(key.to_string())
+                    .or_default()
+                    .insert(field.to_string(), value.to_string());
+                Ok(())
+            }
+            Store::Redis(c) => {
+                let mut cmd = c.keyed("HSET", key);
+                cmd.arg(field).arg(value);
+                query(c, &cmd).await
+            }
+        }
+    }
+
+    pub(super) async fn map_get_raw(
+        &self,
+        key: &str,
+        field: &str,
+    ) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.lock_maps().get(key).and_then(|f| f.get(field)).cloned()),
+            Store::Redis(c) => {
+                let mut cmd = c.keyed("HGET", key);
+                cmd.arg(field);
+                query(c, &cmd).await
+            }
+        }
+    }
+
+    /// Every field of the map under `key`.
+    pub(super) async fn map_all_raw(&self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m
+                .lock_maps()
+                .get(key)
+                .map(|f| f.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default()),
+            Store::Redis(c) => {
+                let all: HashMap<String, String> = query(c, &c.keyed("HGETALL", key)).await?;
+                Ok(all.into_iter().collect())
+            }
+        }
+    }
+
+    pub(super) async fn map_len_raw(&self, key: &str) -> Result<usize, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.lock_maps().get(key).map_or(0, HashMap::len)),
+            Store::Redis(c) => query(c, &c.keyed("HLEN", key)).await,
+        }
+    }
+
+    pub(super) async fn map_delete_raw(&self, key: &str, field: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                if let Some(f) = m.lock_maps().get_mut(key) {
+                    f.remove(field);
+                }
+                Ok(())
+            }
+            Store::Redis(c) => {
+                let mut cmd = c.keyed("HDEL", key);
+                cmd.arg(field);
+                query(c, &cmd).await
+            }
+        }
+    }
+
     /// Whether the store answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
@@ -168,9 +244,17 @@ impl Store {
 #[derive(Default)]
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, (String, Instant)>>,
+    /// Records kept until deleted, by map and field.
+    maps: Mutex<HashMap<String, HashMap<String, String>>>,
 }
 
+type Maps = HashMap<String, HashMap<String, String>>;
+
 impl MemoryStore {
+    fn lock_maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -301,6 +385,23 @@ mod tests {
             .unwrap();
         store.delete_raw(&k).await.unwrap();
         assert_eq!(store.get_raw(&k).await.unwrap(), None);
+
+        // Maps: fields kept until deleted.
+        let m = format!("{k}-map");
+        assert_eq!(store.map_len_raw(&m).await.unwrap(), 0);
+        store.map_put_raw(&m, "a", "1").await.unwrap();
+        store.map_put_raw(&m, "b", "2").await.unwrap();
+        store.map_put_raw(&m, "a", "3").await.unwrap();
+        assert_eq!(
+            store.map_get_raw(&m, "a").await.unwrap().as_deref(),
+            Some("3")
+        );
+        assert_eq!(store.map_get_raw(&m, "c").await.unwrap(), None);
+        let mut all = store.map_all_raw(&m).await.unwrap();
+        all.sort();
+        assert_eq!(all, [("a".into(), "3".into()), ("b".into(), "2".into())]);
+        store.map_delete_raw(&m, "a").await.unwrap();
+        assert_eq!(store.map_len_raw(&m).await.unwrap(), 1);
         store.ping().await.unwrap();
     }
 

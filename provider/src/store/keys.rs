@@ -45,6 +45,8 @@ pub enum Key<'a> {
     Registrations(&'a str),
     /// Requests from an address that may start a pending interaction (sign-in, device, logout).
     InteractionStarts(&'a str),
+    /// Clients registered in standalone mode (a map by client ID, kept until deleted).
+    RegisteredClients,
 }
 
 impl Key<'_> {
@@ -72,6 +74,7 @@ impl Key<'_> {
             }
             Key::Registrations(ip) => format!("throttle:register:{ip}"),
             Key::InteractionStarts(ip) => format!("throttle:starts:{ip}"),
+            Key::RegisteredClients => "registered-clients".into(),
         }
     }
 }

@@ -91,6 +91,48 @@ impl Store {
     }
 }
 
+/// Maps: records kept until deleted, each under a field of one key.
+impl Store {
+    pub async fn put_entry<T: Serialize + ?Sized>(
+        &self,
+        key: Key<'_>,
+        field: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let raw = serde_json::to_string(value).map_err(|e| StoreError::Encoding(e.to_string()))?;
+        self.map_put_raw(&key.render(), field, &raw).await
+    }
+
+    pub async fn entry<T: DeserializeOwned>(
+        &self,
+        key: Key<'_>,
+        field: &str,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(decode(key, self.map_get_raw(&key.render(), field).await?))
+    }
+
+    /// Every readable record of the map, by field.
+    pub async fn entries<T: DeserializeOwned>(
+        &self,
+        key: Key<'_>,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        Ok(self
+            .map_all_raw(&key.render())
+            .await?
+            .into_iter()
+            .filter_map(|(field, raw)| Some((field, decode(key, Some(raw))?)))
+            .collect())
+    }
+
+    pub async fn entry_count(&self, key: Key<'_>) -> Result<usize, StoreError> {
+        self.map_len_raw(&key.render()).await
+    }
+
+    pub async fn delete_entry(&self, key: Key<'_>, field: &str) -> Result<(), StoreError> {
+        self.map_delete_raw(&key.render(), field).await
+    }
+}
+
 /// Token families: every token issued from one authorization is valid while its family exists;
 /// deleting the family revokes them all (refresh token reuse, revocation).
 impl Store {

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use kube_oidc_tests::{
-    ControlPlane, Operator, Provider, control_plane, controlplane::scratch_dir,
+    ControlPlane, Operator, Provider, RedisServer, control_plane, controlplane::scratch_dir,
     controlplane::spawn_reaped,
 };
 use serde_json::Value;
@@ -35,7 +35,13 @@ async fn flask_pyoidc_registers_itself_and_signs_in_without_a_pause() {
     install_demo_users(&ns).await;
     let mut p = Provider::in_cluster(cp, &ns.name, "memory", &["--registration", "open"]);
     p.wait_ready(Duration::from_secs(30));
+    flask_pyoidc_signs_in(&p).await;
+    ns.delete().await;
+}
 
+/// The seed relying party's flow: Flask-pyoidc registers itself (RFC 7591), redirects to the
+/// provider, alice signs in, the app redeems the code and reads userinfo. The client ID.
+async fn flask_pyoidc_signs_in(p: &Provider) -> String {
     let port = ControlPlane::free_port();
     let app = format!("http://127.0.0.1:{port}");
     let mut cmd = Command::new(python());
@@ -88,7 +94,214 @@ async fn flask_pyoidc_registers_itself_and_signs_in_without_a_pause() {
 
     let _ = rp.kill();
     let _ = rp.wait();
-    ns.delete().await;
+    client_id
+}
+
+/// Registration on a laptop (issue 17): `--manifests` with `--registration open` serves
+/// RFC 7591 / 7592 as a cluster does, with the same policy. Registered clients live in the
+/// store: kept across a restart and shared by replicas with Redis, gone with the memory store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_registration_signs_in_reads_and_updates_itself() {
+    let redis = RedisServer::start();
+    let folder = crds::workspace_root().join("examples/local");
+    let flags = ["--registration", "open"];
+    let mut p = Provider::standalone_with(&folder, &redis.url, &flags);
+    p.wait_ready(Duration::from_secs(30));
+    let base = p.issuer.clone();
+    let c = http();
+    let discovery: Value = c
+        .get(p.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["registration_endpoint"],
+        format!("{base}/register")
+    );
+
+    // The seed relying party registers itself and signs alice in.
+    let flask = flask_pyoidc_signs_in(&p).await;
+
+    // The policy of registered clients applies as in a cluster: no machine grants.
+    let metadata = serde_json::json!({
+        "client_name": "Laptop app",
+        "redirect_uris": ["http://127.0.0.1:8000/cb"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": "openid email",
+    });
+    let mut machine = metadata.clone();
+    machine["grant_types"] = serde_json::json!(["client_credentials"]);
+    let r = c
+        .post(p.url("/register"))
+        .json(&machine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_client_metadata", "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("client_credentials"),
+        "{e}"
+    );
+
+    let r = c
+        .post(p.url("/register"))
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.unwrap();
+    let client_id = reg["client_id"].as_str().unwrap().to_string();
+    let secret = reg["client_secret"].as_str().unwrap().to_string();
+    let rat = reg["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let uri = reg["registration_client_uri"].as_str().unwrap().to_string();
+    assert_eq!(uri, format!("{base}/register/{client_id}"));
+
+    // It signs a user in with its credentials.
+    let (verifier, challenge) = crate::provider::pkce();
+    let authorize = format!(
+        "{base}/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcb&scope=openid%20email&code_challenge={challenge}&code_challenge_method=S256"
+    );
+    let browser = http();
+    let location = browser_sign_in(&browser, &authorize, "alice", "demo-password").await;
+    let code = crate::provider::query(&location)["code"].clone();
+    let t: Value = c
+        .post(p.url("/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:8000/cb"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = crate::provider::verify(&base, t["id_token"].as_str().unwrap(), &client_id).await;
+    assert_eq!(id["email"], "alice@example.com");
+
+    // RFC 7592: it reads and updates itself through its registration client URI.
+    assert_eq!(
+        c.get(&uri)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let read: Value = c
+        .get(&uri)
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["client_secret"], secret.as_str());
+    assert_eq!(read["client_name"], "Laptop app");
+    let mut update = metadata.clone();
+    update["client_id"] = serde_json::json!(client_id);
+    update["client_name"] = serde_json::json!("Laptop app, renamed");
+    let r = c
+        .put(&uri)
+        .bearer_auth(&rat)
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A browser without a session sees the new name on the sign-in page.
+    let html = http()
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Laptop app, renamed"), "{html}");
+
+    // Kept across a restart with Redis, and listed at start.
+    drop(p);
+    let mut p = Provider::standalone_with(&folder, &redis.url, &flags);
+    p.wait_ready(Duration::from_secs(30));
+    let log = p.log_text();
+    assert!(log.contains(&client_id) && log.contains(&flask), "{log}");
+    let again = authorize.replace(&base, &p.issuer);
+    assert_eq!(c.get(&again).send().await.unwrap().status(), 200);
+    // A replica on the same Redis serves what another registered.
+    let mut replica = Provider::standalone_with(&folder, &redis.url, &flags);
+    replica.wait_ready(Duration::from_secs(30));
+    let r = c
+        .post(p.url("/register"))
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap();
+    let other: Value = r.json().await.unwrap();
+    let other_id = other["client_id"].as_str().unwrap();
+    let elsewhere = authorize
+        .replace(&base, &replica.issuer)
+        .replace(&client_id, other_id);
+    eventually(
+        "the replica to serve the client registered at the other",
+        Duration::from_secs(10),
+        || async { (c.get(&elsewhere).send().await.ok()?.status() == 200).then_some(()) },
+    )
+    .await;
+
+    // Deleted: no longer served.
+    let uri = uri.replace(&base, &p.issuer);
+    assert_eq!(
+        c.delete(&uri)
+            .bearer_auth(&rat)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(c.get(&again).send().await.unwrap().status(), 400);
+    assert_eq!(
+        c.get(&uri).bearer_auth(&rat).send().await.unwrap().status(),
+        401
+    );
+
+    // With the memory store, registrations end with the process.
+    let mut m = Provider::standalone_with(&folder, "memory", &flags);
+    m.wait_ready(Duration::from_secs(30));
+    let r: Value = c
+        .post(m.url("/register"))
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["client_id"].as_str().unwrap().to_string();
+    let at_m = |issuer: &str| authorize.replace(&base, issuer).replace(&client_id, &id);
+    assert_eq!(c.get(at_m(&m.issuer)).send().await.unwrap().status(), 200);
+    drop(m);
+    let mut m = Provider::standalone_with(&folder, "memory", &flags);
+    m.wait_ready(Duration::from_secs(30));
+    assert_eq!(c.get(at_m(&m.issuer)).send().await.unwrap().status(), 400);
 }
 
 /// The attack: an access token presented to a relying party as if it were an ID token (RFC 9068
