@@ -126,9 +126,51 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_ALLOW_PRIVATE_URLS")]
     pub registration_allow_private_urls: bool,
 
+    /// The product name on the pages (header and title).
+    #[arg(long, env = "KUBE_OIDC_BRAND_NAME")]
+    pub brand_name: Option<String>,
+
+    /// A logo for the pages' header: an https URL (its origin is added to the pages' CSP
+    /// img-src) or a `data:image/...` URL.
+    #[arg(long, env = "KUBE_OIDC_BRAND_LOGO_URL")]
+    pub brand_logo_url: Option<String>,
+
+    /// The colour of primary buttons and focus rings, `#rrggbb`; the button text is black or
+    /// white, whichever contrasts more.
+    #[arg(long, env = "KUBE_OIDC_BRAND_COLOR")]
+    pub brand_color: Option<String>,
+
+    /// A CSS file added after the pages' built-in styles.
+    #[arg(long, env = "KUBE_OIDC_BRAND_CSS")]
+    pub brand_css: Option<PathBuf>,
+
+    /// A folder of page templates (base.html, login.html, consent.html, device.html,
+    /// logout.html, message.html, form_post.html) replacing the shipped ones of the same name.
+    #[arg(long, env = "KUBE_OIDC_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+
+    /// A folder of `<lang>.json` text catalogs (English text → translation) adding languages
+    /// or replacing shipped texts; pages follow the browser's Accept-Language.
+    #[arg(long, env = "KUBE_OIDC_LOCALES")]
+    pub locales: Option<PathBuf>,
+
     /// Log format: `json` (in a cluster) or `text`.
     #[arg(long, env = "KUBE_OIDC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
+}
+
+impl Args {
+    /// How the pages are branded.
+    pub fn branding(&self) -> crate::http::pages::Branding {
+        crate::http::pages::Branding {
+            name: self.brand_name.clone(),
+            logo_url: self.brand_logo_url.clone(),
+            color: self.brand_color.clone(),
+            css: self.brand_css.clone(),
+            templates: self.templates.clone(),
+            locales: self.locales.clone(),
+        }
+    }
 }
 
 /// A Go-style duration (`10s`, `1m30s`, `500ms`).

@@ -85,6 +85,9 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         .to_string();
     let metrics = Arc::new(metrics::Metrics::default());
     let view: config::SharedView = Arc::new(ArcSwap::from_pointee(config::View::empty(&issuer)));
+    let ui = Arc::new(
+        http::pages::Ui::load(&args.branding()).map_err(|e| StartupError::Flags(e.to_string()))?,
+    );
     let policy = registration_policy(&args)?;
     let store = match &args.store {
         StoreUrl::Memory => store::Store::memory(),
@@ -108,6 +111,7 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
                 std::time::Duration::from_secs(2),
             )),
         },
+        ui,
     });
     let operations = http::operations_router(state.clone());
     let app = http::router_with(

@@ -114,11 +114,13 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
         Next::Consent {
             client,
             started,
+            account,
             scopes,
             device_code,
         } => {
             let html = pages::consent(
                 &client.name,
+                &account,
                 &scopes,
                 device_code.as_deref(),
                 &started.id,

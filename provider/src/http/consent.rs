@@ -1,18 +1,20 @@
 //! `/consent`: approve or deny a pending authorization.
 
+use std::time::Duration;
+
 use axum::{
     body::Bytes,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header},
     response::Response,
 };
 
 use super::{
     Shared,
     authorize::{answered, respond},
-    extract::{SESSION_COOKIE, cookie},
+    extract::{SESSION_COOKIE, cookie, set_cookie},
     pages,
-    respond::{Redirect, answer_error, expired_request, page, unavailable_page},
+    respond::{Redirect, answer_error, expired_request, page, redirect, unavailable_page},
 };
 use crate::{
     protocol::{
@@ -42,8 +44,29 @@ pub async fn consent(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
             form.field("request").unwrap_or_default(),
         )
         .await?;
-        let approve = form.field("decision") == Some("approve");
         let ctx = s.context(&view);
+        // "Not you?": this browser's session ends (its clients are told, as at sign-out) and
+        // the request goes back to the sign-in page, for someone else.
+        if form.field("decision") == Some("switch") {
+            super::logout::end(&s, &view, &session).await?;
+            let mut res = match pending.step {
+                SignInStep::Authorization(a) => {
+                    let next =
+                        authorize::proceed(&ctx, a.request, None, Progress::default()).await?;
+                    respond(&view, next, Redirect::SeeOther)
+                }
+                SignInStep::Device(d) => redirect(
+                    &format!("device?user_code={}", device::display(&d.user_code)),
+                    Redirect::SeeOther,
+                ),
+            };
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(&view, SESSION_COOKIE, "", Duration::ZERO),
+            );
+            return Ok(res);
+        }
+        let approve = form.field("decision") == Some("approve");
         let request = match pending.step {
             SignInStep::Authorization(a) => a.request,
             SignInStep::Device(d) => {

@@ -128,7 +128,7 @@ fn finish(view: &View, step: &LogoutStep, how: Redirect) -> Response {
 }
 
 /// Ends the session and notifies, in the background, every client that took part in it.
-async fn end(s: &AppState, view: &View, session: &Session) -> Result<(), StoreError> {
+pub(super) async fn end(s: &AppState, view: &View, session: &Session) -> Result<(), StoreError> {
     for notice in logout::end(&s.context(view), session).await? {
         let http = s.http.clone();
         tokio::spawn(async move { deliver(http, notice).await });

@@ -43,6 +43,8 @@ pub struct AppState {
     /// Dynamic client registration, when enabled.
     pub registration: Option<register::Registration>,
     pub settings: protocol::Settings,
+    /// The pages: templates, languages, branding.
+    pub ui: Arc<pages::Ui>,
 }
 
 type Shared = Arc<AppState>;
@@ -156,6 +158,14 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
         routes
     };
     let prefix = cookie_prefix(&issuer);
+    let csp = HeaderValue::from_str(&format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src {}; frame-ancestors 'none'; base-uri 'none'",
+        state.ui.img_src
+    ))
+    .unwrap_or(HeaderValue::from_static(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ));
+    let ui = state.ui.clone();
     let routes = routes
         .layer(axum::Extension(limits.trusted_proxies.clone()))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
@@ -183,8 +193,21 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             prefixed_cookies(prefix, req, next)
         }))
+        .layer(middleware::from_fn(
+            move |req: axum::extract::Request, next: Next| {
+                let ui = ui.clone();
+                async move {
+                    let accept = req
+                        .headers()
+                        .get(header::ACCEPT_LANGUAGE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
+                    pages::localized(ui, accept.as_deref(), next.run(req)).await
+                }
+            },
+        ))
         .layer(middleware::from_fn(move |req, next| {
-            security_headers(https, req, next)
+            security_headers(https, csp.clone(), req, next)
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
@@ -298,14 +321,22 @@ async fn prefixed_cookies(
     res
 }
 
-async fn security_headers(https: bool, req: axum::extract::Request, next: Next) -> Response {
+async fn security_headers(
+    https: bool,
+    csp: HeaderValue,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     // A page with a policy of its own (the form_post page's script nonce) keeps it.
-    h.entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ));
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(csp);
+    // Pages differ by language.
+    if h.get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
+    {
+        h.append(header::VARY, HeaderValue::from_static("Accept-Language"));
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -66,6 +66,7 @@ pub(super) fn harness_split(
         // Every second use of a refresh token is theft here; the reuse interval has its own
         // protocol test.
         settings: crate::protocol::Settings::default(),
+        ui: Arc::new(crate::http::pages::Ui::load(&Default::default()).unwrap()),
     });
     let operations = operations_router(state.clone());
     (

@@ -346,6 +346,8 @@ pub enum Next {
     Consent {
         client: Arc<ClientConfig>,
         started: Started,
+        /// Who is signed in, as the page names them.
+        account: String,
         scopes: Vec<(String, String)>,
         /// For a device sign-in: the user code (as displayed) the person checks against the
         /// device (RFC 8628 §3.3.1, §5.4: a code sent by someone else is remote phishing).
@@ -458,15 +460,16 @@ async fn wait_for_user(
     request: AuthorizationRequest,
     sub: Option<String>,
 ) -> Result<Next, StoreError> {
-    let consent = sub.is_some();
+    let account = sub.as_deref().map(|sub| account(ctx, sub));
     let login_hint = request.login_hint.clone();
     let scopes = scope_descriptions(ctx, &request.scopes);
     let step = SignInStep::Authorization(Box::new(AuthorizationStep { request, sub }));
     let started = interaction::start(ctx.store, Interaction::Authorization, step).await?;
-    Ok(if consent {
+    Ok(if let Some(account) = account {
         Next::Consent {
             client,
             started,
+            account,
             scopes,
             device_code: None,
         }
@@ -480,6 +483,17 @@ async fn wait_for_user(
 }
 
 /// The scopes with the descriptions the consent page shows.
+/// How the consent page names the signed-in user: name and username, or the username.
+pub fn account(ctx: &Context<'_>, sub: &str) -> String {
+    match ctx.view.users.by_sub(sub) {
+        Some(u) => match u.name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => format!("{name} ({})", u.username),
+            None => u.username.clone(),
+        },
+        None => sub.to_string(),
+    }
+}
+
 pub fn scope_descriptions(ctx: &Context<'_>, scopes: &[String]) -> Vec<(String, String)> {
     scopes
         .iter()

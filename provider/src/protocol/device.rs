@@ -279,7 +279,8 @@ pub async fn verify(
             started,
             login_hint: None,
         },
-        Some(_) => Next::Consent {
+        Some(sub) => Next::Consent {
+            account: super::authorize::account(ctx, &sub),
             scopes: super::authorize::scope_descriptions(ctx, &grant.scopes),
             client,
             started,
@@ -314,6 +315,7 @@ pub async fn signed_in(
     )
     .await?;
     Ok(Next::Consent {
+        account: super::authorize::account(ctx, &session.sub),
         scopes: super::authorize::scope_descriptions(ctx, &grant.scopes),
         client,
         started,

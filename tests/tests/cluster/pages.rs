@@ -139,3 +139,216 @@ async fn device_flow_pages_as_a_person_sees_them() {
     screenshot(&dir, "device-5-done", &done);
     eprintln!("screenshots in {}", dir.display());
 }
+
+/// A browser that asks for pages in `lang`.
+fn browser(lang: &str) -> reqwest::Client {
+    kube_oidc_tests::install_crypto_provider();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT_LANGUAGE,
+        reqwest::header::HeaderValue::from_str(lang).unwrap(),
+    );
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .default_headers(headers)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// The texts a page set is checked against, in its language.
+struct Texts {
+    sign_in: &'static str,
+    wrong_password: &'static str,
+    signed_in_as: &'static str,
+    switch: &'static str,
+    sign_out: &'static str,
+    invalid_request: &'static str,
+}
+
+const ENGLISH: Texts = Texts {
+    sign_in: "<h1>Sign in</h1>",
+    wrong_password: "Wrong username or password.",
+    signed_in_as: "Signed in as",
+    switch: "Use another account",
+    sign_out: "<h1>Sign out?</h1>",
+    invalid_request: "This sign-in request is invalid",
+};
+
+const GERMAN: Texts = Texts {
+    sign_in: "<h1>Anmelden</h1>",
+    wrong_password: "Benutzername oder Passwort ist falsch.",
+    signed_in_as: "Angemeldet als",
+    switch: "Anderes Konto verwenden",
+    sign_out: "<h1>Abmelden?</h1>",
+    invalid_request: "Diese Anmeldeanfrage ist ungültig",
+};
+
+/// Sign-in (and a wrong password), consent naming who is signed in, the account switch back to
+/// sign-in, sign-out and an error page, each screenshotted as `<prefix>-N-....png`; the pages'
+/// HTML, to look for the brand in.
+async fn sign_in_pages(p: &Provider, prefix: &str, lang: &str, texts: &Texts) -> Vec<String> {
+    let dir = screenshots_dir();
+    let c = browser(lang);
+    let (_, challenge) = crate::provider::pkce();
+    let authorize = p.url(&format!(
+        "/authorize?response_type=code&client_id=demo&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcallback&scope=openid%20profile%20email&state=s&code_challenge={challenge}&code_challenge_method=S256"
+    ));
+    let r = c.get(&authorize).send().await.unwrap();
+    assert_eq!(r.headers()["vary"], "Accept-Language");
+    let login = r.text().await.unwrap();
+    assert!(login.contains(texts.sign_in), "{login}");
+    screenshot(&dir, &format!("{prefix}-1-sign-in"), &login);
+
+    let post_login = |html: &str, user: &str, password: &str| {
+        c.post(p.url("/login")).form(&[
+            ("request", field(html, "request")),
+            ("csrf", field(html, "csrf")),
+            ("username", user.into()),
+            ("password", password.into()),
+        ])
+    };
+    let wrong = post_login(&login, "alice", "not-her-password")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let wrong = wrong.text().await.unwrap();
+    assert!(wrong.contains(texts.wrong_password), "{wrong}");
+    screenshot(&dir, &format!("{prefix}-2-wrong-password"), &wrong);
+
+    let consent = post_login(&wrong, "alice", "demo-password")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        consent.contains(texts.signed_in_as)
+            && consent.contains("Alice Example (alice)")
+            && consent.contains(texts.switch),
+        "{consent}"
+    );
+    screenshot(&dir, &format!("{prefix}-3-consent"), &consent);
+
+    // "Not you?": alice's session ends and the sign-in page comes back for someone else.
+    let switched = c
+        .post(p.url("/consent"))
+        .form(&[
+            ("request", field(&consent, "request")),
+            ("csrf", field(&consent, "csrf")),
+            ("decision", "switch".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+    let cleared = switched
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("kube_oidc_session=;"));
+    assert!(cleared, "the session cookie is cleared");
+    let switched = switched.text().await.unwrap();
+    assert!(
+        switched.contains(texts.sign_in) && switched.contains("name=\"password\""),
+        "{switched}"
+    );
+    let bob = post_login(&switched, "bob", "demo-password")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(bob.contains("(bob)") && !bob.contains("(alice)"), "{bob}");
+
+    let logout = c.get(p.url("/end_session")).send().await.unwrap();
+    assert_eq!(logout.status(), 200);
+    let logout = logout.text().await.unwrap();
+    assert!(logout.contains(texts.sign_out), "{logout}");
+    screenshot(&dir, &format!("{prefix}-4-sign-out"), &logout);
+
+    let error = c
+        .get(p.url("/authorize?response_type=code&client_id=nobody&redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Fcallback&scope=openid"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error.status(), 400);
+    let error = error.text().await.unwrap();
+    assert!(error.contains(texts.invalid_request), "{error}");
+    screenshot(&dir, &format!("{prefix}-5-error"), &error);
+    eprintln!("screenshots in {}", dir.display());
+    vec![login, consent, logout, error]
+}
+
+/// The pages as shipped, in English; and as a platform team brands them (product name, logo,
+/// colour, a CSS file), in German for a browser that asks for it.
+#[tokio::test]
+async fn sign_in_pages_default_and_branded_as_a_person_sees_them() {
+    let folder = crds::workspace_root().join("examples/local");
+    let mut p = Provider::standalone(&folder, "memory");
+    p.wait_ready(Duration::from_secs(20));
+    for page in sign_in_pages(&p, "default", "en-GB,en;q=0.9", &ENGLISH).await {
+        assert!(page.contains("kube-oidc"), "the default product name");
+    }
+
+    let css = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        css.path(),
+        "body{background:#f3f6f4}main{background:#fff;padding:1rem 1.5rem;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.15)}",
+    )
+    .unwrap();
+    // A logo as a data: URL: the screenshots are rendered offline.
+    let logo = "data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHdpZHRoPSI0MCIgaGVpZ2h0PSI0MCI+PGNpcmNsZSBjeD0iMjAiIGN5PSIyMCIgcj0iMTgiIGZpbGw9IiMwYjZlNGYiLz48L3N2Zz4=";
+    let mut branded = Provider::standalone_with(
+        &folder,
+        "memory",
+        &[
+            "--brand-name",
+            "Example Corp",
+            "--brand-color",
+            "#0b6e4f",
+            "--brand-logo-url",
+            logo,
+            "--brand-css",
+            css.path().to_str().unwrap(),
+        ],
+    );
+    branded.wait_ready(Duration::from_secs(20));
+    let csp = http()
+        .get(branded.url("/device"))
+        .send()
+        .await
+        .unwrap()
+        .headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("img-src 'self' data:"), "{csp}");
+    for page in sign_in_pages(&branded, "branded-de", "de-DE,de;q=0.9,en;q=0.5", &GERMAN).await {
+        assert!(
+            page.contains("Example Corp")
+                && page.contains("--brand:#0b6e4f")
+                && page.contains("body{background:#f3f6f4}")
+                && page.contains(logo)
+                && page.contains("lang=\"de\""),
+            "{page}"
+        );
+    }
+
+    // A flag that cannot be served stops the provider with one line naming it.
+    let out = Command::new(kube_oidc_tests::operator::workspace_binary(
+        "kube-oidc-provider",
+    ))
+    .arg("--manifests")
+    .arg(&folder)
+    .args(["--brand-color", "green", "--log-format", "text"])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--brand-color green"), "{stderr}");
+}
