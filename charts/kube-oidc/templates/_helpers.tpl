@@ -62,3 +62,8 @@ privileged: false
 capabilities:
   drop: ["ALL"]
 {{- end -}}
+
+{{/* Non-empty when the branding has files to mount (CSS, templates, locales). */}}
+{{- define "kube-oidc.brandingFiles" -}}
+{{- if or .Values.branding.css .Values.branding.templates .Values.branding.locales -}}true{{- end -}}
+{{- end }}

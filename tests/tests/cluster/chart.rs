@@ -548,3 +548,96 @@ async fn the_chart_redis_refuses_connections_without_its_generated_password() {
     drop(refused.log_text());
     let _ = &mut refused;
 }
+
+/// The chart's branding values, as rendered (the ConfigMap's files at the Deployment's mount
+/// paths, its environment as the provider's flags), are what the provider serves: the company's
+/// name, colour, CSS, a replaced template, an added language, the logo's origin in the CSP.
+#[tokio::test]
+async fn the_chart_branding_is_what_the_provider_serves() {
+    let cp = control_plane();
+    let ha = repo().join("tests/helm/ha-values.yaml");
+    let (ok, rendered, err) = template(cp, "br", "br-ns", &["-f", ha.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect();
+    let files = &doc(&docs, "ConfigMap", "br-branding")["data"];
+    let pod = &doc(&docs, "Deployment", "br-provider")["spec"]["template"]["spec"];
+    let mount = pod["containers"][0]["volumeMounts"][0]["mountPath"]
+        .as_str()
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    for item in pod["volumes"][0]["configMap"]["items"].as_array().unwrap() {
+        let path = root.path().join(item["path"].as_str().unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            files[item["key"].as_str().unwrap()].as_str().unwrap(),
+        )
+        .unwrap();
+    }
+    // KUBE_OIDC_BRAND_NAME is --brand-name, and so on (clap's env names).
+    let mut flags = Vec::new();
+    for e in pod["containers"][0]["env"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap();
+        if [
+            "KUBE_OIDC_BRAND_",
+            "KUBE_OIDC_TEMPLATES",
+            "KUBE_OIDC_LOCALES",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
+        {
+            let flag = name["KUBE_OIDC_".len()..].to_lowercase().replace('_', "-");
+            let value = e["value"].as_str().unwrap();
+            flags.push(format!("--{flag}"));
+            flags.push(value.replace(mount, root.path().to_str().unwrap()));
+        }
+    }
+    assert_eq!(flags.len(), 12, "{flags:?}");
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut p = kube_oidc_tests::Provider::standalone_with(
+        &repo().join("examples/local"),
+        "memory",
+        &flags,
+    );
+    p.wait_ready(Duration::from_secs(20));
+    let c = reqwest::Client::new();
+    let get = |path: &str, lang: &str| c.get(p.url(path)).header("accept-language", lang).send();
+    let r = get("/device", "fr").await.unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("img-src 'self' https://cdn.example.com;"),
+        "{csp}"
+    );
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("lang=\"fr\"")
+            && page.contains("Example Corp")
+            && page.contains("--brand:#0b6e4f")
+            && page.contains("body{background:#f3f6f4}")
+            && page.contains("src=\"https://cdn.example.com/logo.svg\""),
+        "{page}"
+    );
+    let html = get("/authorize?client_id=nobody", "fr")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<h1 class=\"branded\">"),
+        "the replaced template: {html}"
+    );
+    let html = get("/authorize?client_id=nobody", "de")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Diese Anmeldeanfrage ist ungültig"), "{html}");
+}
