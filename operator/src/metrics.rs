@@ -8,7 +8,7 @@ use std::sync::{
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -23,6 +23,13 @@ pub struct FailureLabels {
     pub reason: &'static str,
 }
 
+/// A SigningKey.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    pub namespace: String,
+    pub signing_key: String,
+}
+
 type HistogramFamily = Family<ControllerLabels, Histogram, fn() -> Histogram>;
 
 /// Reconcile counts, failures by reason and durations, per controller.
@@ -31,6 +38,10 @@ pub struct Metrics {
     pub reconciles: Family<ControllerLabels, Counter>,
     pub failures: Family<FailureLabels, Counter>,
     pub duration: HistogramFamily,
+    /// When the Active key of each SigningKey started signing (Unix seconds), and its
+    /// rotation interval: an alert compares them to catch a rotation that does not happen.
+    pub key_active_since: Family<KeyLabels, Gauge>,
+    pub key_rotation_interval: Family<KeyLabels, Gauge>,
     pub ready: AtomicBool,
 }
 
@@ -46,6 +57,18 @@ impl Default for Metrics {
         let reconciles = Family::<ControllerLabels, Counter>::default();
         let failures = Family::<FailureLabels, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
+        let key_active_since = Family::<KeyLabels, Gauge>::default();
+        let key_rotation_interval = Family::<KeyLabels, Gauge>::default();
+        registry.register(
+            "signing_key_active_since_seconds",
+            "When the Active key of a SigningKey started signing (Unix time)",
+            key_active_since.clone(),
+        );
+        registry.register(
+            "signing_key_rotation_interval_seconds",
+            "The rotation interval of a SigningKey",
+            key_rotation_interval.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -62,6 +85,8 @@ impl Default for Metrics {
             reconciles,
             failures,
             duration,
+            key_active_since,
+            key_rotation_interval,
             ready: AtomicBool::new(false),
         }
     }

@@ -488,6 +488,20 @@ pub async fn reconcile(sk: Arc<SigningKey>, ctx: Arc<Context>) -> Result<Action,
         ),
         None => Outcome::failed("NoActiveKey", "no key is active yet".to_string()),
     };
+    if let Some(since) = active.and_then(|a| a.activated_at.as_ref()) {
+        let labels = crate::metrics::KeyLabels {
+            namespace: ns.clone(),
+            signing_key: name.clone(),
+        };
+        ctx.metrics
+            .key_active_since
+            .get_or_create(&labels)
+            .set(since.0.as_second());
+        ctx.metrics
+            .key_rotation_interval
+            .get_or_create(&labels)
+            .set(schedule.interval.as_secs());
+    }
     let mut conditions = status::ready(&sk, &current.conditions, outcome);
     // Lost or damaged key material stays visible as Degraded until the next regular rotation.
     let incidents: Vec<&str> = plan

@@ -83,7 +83,6 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         .unwrap_or_else(|| format!("http://{}", args.listen))
         .trim_end_matches('/')
         .to_string();
-    let metrics = Arc::new(metrics::Metrics::default());
     let view: config::SharedView = Arc::new(ArcSwap::from_pointee(config::View::empty(&issuer)));
     let ui = Arc::new(
         http::pages::Ui::load(&args.branding()).map_err(|e| StartupError::Flags(e.to_string()))?,
@@ -93,6 +92,7 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
         StoreUrl::Memory => store::Store::memory(),
         StoreUrl::Redis(url) => store::Store::redis(url, &args.store_prefix).await?,
     };
+    let metrics = Arc::new(metrics::Metrics::with_store_errors(store.errors()));
     let registration = watch_or_load(&args, &issuer, &view, &metrics, &store, policy).await?;
     let state = Arc::new(http::AppState {
         view,

@@ -21,6 +21,12 @@ kubelogin_current() {
 kubelogin_current || missing+=(kubectl-oidc_login)
 HTTPROUTE_CRD="$BIN/gateway-api-httproutes-$GATEWAY_API_VERSION.yaml"
 [[ -f "$HTTPROUTE_CRD" ]] || missing+=(httproute-crd)
+PROMETHEUS_CRDS="$BIN/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-crds"
+[[ -f "$PROMETHEUS_CRDS/monitoring.coreos.com_prometheusrules.yaml" ]] || missing+=(prometheus-crds)
+promtool_current() {
+  [[ -x "$BIN/promtool" && "$(cat "$BIN/promtool.version" 2>/dev/null)" == "$PROMETHEUS_VERSION" ]]
+}
+promtool_current || missing+=(promtool)
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "$BIN"
   exit 0
@@ -108,6 +114,65 @@ if [[ ! -f "$HTTPROUTE_CRD" ]]; then
   cp "$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$HTTPROUTE_CRD.tmp"
   mv "$HTTPROUTE_CRD.tmp" "$HTTPROUTE_CRD"
   echo "build.sh: Gateway API $GATEWAY_API_VERSION HTTPRoute CRD copied" >&2
+fi
+
+# The Prometheus Operator's PrometheusRule and ServiceMonitor CRDs, generated from its API module
+# by controller-gen as upstream generates them.
+if [[ ! -f "$PROMETHEUS_CRDS/monitoring.coreos.com_prometheusrules.yaml" ]]; then
+  d="$OUT/src/prometheus-crds"; mkdir -p "$d"
+  cat >"$d/go.mod" <<GOMOD
+module kubeoidc.dev/controlplane/prometheuscrds
+
+go 1.24
+
+require (
+	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring $PROMETHEUS_OPERATOR_VERSION
+	sigs.k8s.io/controller-tools $CONTROLLER_TOOLS_VERSION
+)
+GOMOD
+  cat >"$d/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	_ "sigs.k8s.io/controller-tools/cmd/controller-gen"
+)
+GO
+  rm -rf "$PROMETHEUS_CRDS.tmp"
+  (cd "$d" && go mod tidy >/dev/null &&
+    go build -trimpath -o "$d/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen &&
+    ./controller-gen crd:crdVersions=v1,maxDescLen=0 \
+      paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 \
+      output:crd:dir="$PROMETHEUS_CRDS.tmp")
+  find "$PROMETHEUS_CRDS.tmp" -type f ! -name '*_prometheusrules.yaml' ! -name '*_servicemonitors.yaml' -delete
+  rm -rf "$PROMETHEUS_CRDS"; mv "$PROMETHEUS_CRDS.tmp" "$PROMETHEUS_CRDS"
+  echo "build.sh: Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs generated" >&2
+fi
+
+# promtool: checks the chart's alert rules and runs their unit tests.
+if ! promtool_current; then
+  d="$OUT/src/promtool"; mkdir -p "$d"
+  cat >"$d/go.mod" <<GOMOD
+module kubeoidc.dev/controlplane/promtool
+
+go 1.24
+
+require github.com/prometheus/prometheus $PROMETHEUS_VERSION
+GOMOD
+  cat >"$d/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/prometheus/prometheus/cmd/promtool"
+GO
+  (cd "$d" && go mod tidy >/dev/null &&
+    go build -trimpath -ldflags "-s -w" -o "$BIN/promtool.tmp" github.com/prometheus/prometheus/cmd/promtool)
+  mv "$BIN/promtool.tmp" "$BIN/promtool"
+  echo "$PROMETHEUS_VERSION" >"$BIN/promtool.version"
+  echo "build.sh: promtool $PROMETHEUS_VERSION built" >&2
 fi
 
 # Kubernetes: a wrapper module that requires k8s.io/kubernetes and replaces each staging module

@@ -39,7 +39,9 @@ pub async fn jwks(State(s): State<Shared>) -> Response {
 
 pub async fn readyz(State(s): State<Shared>) -> Response {
     let ready = s.view.load().ready();
-    match (ready, s.store.ping().await) {
+    let store = s.store.ping().await;
+    s.metrics.ready.set(i64::from(ready && store.is_ok()));
+    match (ready, store) {
         (true, Ok(())) => (StatusCode::OK, "ok").into_response(),
         (false, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -51,6 +53,8 @@ pub async fn readyz(State(s): State<Shared>) -> Response {
 }
 
 pub async fn metrics(State(s): State<Shared>) -> Response {
+    let ready = s.view.load().ready() && s.store.ping().await.is_ok();
+    s.metrics.ready.set(i64::from(ready));
     match s.metrics.encode() {
         Ok(body) => (
             [(

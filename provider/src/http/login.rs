@@ -54,7 +54,14 @@ pub async fn login(
                 pages::login(&client.name, id, &pending.csrf, username, Some(message)),
             )
         };
-        match login::sign_in(&ctx, username, password, &ip).await? {
+        let outcome = login::sign_in(&ctx, username, password, &ip).await?;
+        s.metrics.sign_in(match outcome {
+            SignIn::SignedIn(_) => "success",
+            SignIn::Throttled => "throttled",
+            SignIn::Refused => "refused",
+            SignIn::Busy => "busy",
+        });
+        match outcome {
             // The same page as a wrong password: whether an account is locked is not told.
             SignIn::Throttled | SignIn::Refused => Ok(again(
                 StatusCode::UNAUTHORIZED,

@@ -24,6 +24,8 @@ pub const DEFAULT_PREFIX: &str = "kube-oidc:";
 pub struct RedisStore {
     conn: redis::aio::ConnectionManager,
     prefix: std::sync::Arc<str>,
+    /// Failed operations, for the provider's metrics.
+    errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl RedisStore {
@@ -44,7 +46,15 @@ async fn query<T: redis::FromRedisValue>(
     c: &RedisStore,
     cmd: &redis::Cmd,
 ) -> Result<T, StoreError> {
-    Ok(cmd.query_async(&mut c.conn.clone()).await?)
+    counted(c, cmd.query_async(&mut c.conn.clone()).await)
+}
+
+/// A command's result, its failure counted.
+fn counted<T>(c: &RedisStore, r: Result<T, redis::RedisError>) -> Result<T, StoreError> {
+    r.map_err(|e| {
+        c.errors.inc();
+        e.into()
+    })
 }
 
 fn ms(ttl: Duration) -> u64 {
@@ -67,6 +77,7 @@ impl Store {
         Ok(Store::Redis(RedisStore {
             conn: manager,
             prefix: prefix.into(),
+            errors: Default::default(),
         }))
     }
 
@@ -124,11 +135,14 @@ impl Store {
                      if v == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
                      return v",
                 );
-                Ok(script
-                    .key(c.key(key))
-                    .arg(ms(ttl))
-                    .invoke_async(&mut c.conn.clone())
-                    .await?)
+                counted(
+                    c,
+                    script
+                        .key(c.key(key))
+                        .arg(ms(ttl))
+                        .invoke_async(&mut c.conn.clone())
+                        .await,
+                )
             }
         }
     }
@@ -146,10 +160,13 @@ impl Store {
                      if v and tonumber(v) > 0 then redis.call('DECR', KEYS[1]) end \
                      return 0",
                 );
-                let _: i64 = script
-                    .key(c.key(key))
-                    .invoke_async(&mut c.conn.clone())
-                    .await?;
+                let _: i64 = counted(
+                    c,
+                    script
+                        .key(c.key(key))
+                        .invoke_async(&mut c.conn.clone())
+                        .await,
+                )?;
                 Ok(())
             }
         }
@@ -228,6 +245,14 @@ impl Store {
                 cmd.arg(field);
                 query(c, &cmd).await
             }
+        }
+    }
+
+    /// The counter of failed operations (the memory store never fails).
+    pub fn errors(&self) -> prometheus_client::metrics::counter::Counter {
+        match self {
+            Store::Memory(_) => Default::default(),
+            Store::Redis(c) => c.errors.clone(),
         }
     }
 

@@ -641,3 +641,256 @@ async fn the_chart_branding_is_what_the_provider_serves() {
         .unwrap();
     assert!(html.contains("Diese Anmeldeanfrage ist ungültig"), "{html}");
 }
+
+/// The Prometheus Operator CRDs build.sh generates, installed once.
+async fn install_prometheus_crds(cp: &ControlPlane) {
+    let dir = kube_oidc_tests::controlplane::binary_dir().join(format!(
+        "prometheus-operator-{}-crds",
+        kube_oidc_tests::controlplane::version("PROMETHEUS_OPERATOR_VERSION")
+    ));
+    for kind in ["prometheusrules", "servicemonitors"] {
+        let file = dir.join(format!("monitoring.coreos.com_{kind}.yaml"));
+        let yaml = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; tests/controlplane/build.sh generates it",
+                file.display()
+            )
+        });
+        let mut cmd = cp.kubectl();
+        cmd.args(["apply", "--server-side", "-f", "-"]);
+        let (ok, out, err) = run(cmd, Some(&yaml));
+        assert!(ok, "{out}{err}");
+        crate::fresh::established(cp, &format!("{kind}.monitoring.coreos.com")).await;
+    }
+}
+
+fn promtool(args: &[&str], dir: &std::path::Path) -> (bool, String) {
+    let bin = kube_oidc_tests::controlplane::binary_dir().join("promtool");
+    assert!(
+        bin.is_file(),
+        "{} is missing; tests/controlplane/build.sh builds it",
+        bin.display()
+    );
+    let mut cmd = Command::new(bin);
+    cmd.args(args).current_dir(dir);
+    let (ok, out, err) = run(cmd, None);
+    (ok, out + &err)
+}
+
+/// Every `kube_oidc_*` metric a text names, without the sample suffixes.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("kube_oidc_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        let base = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name);
+        out.insert(base.to_string());
+    }
+    out
+}
+
+/// The chart's alerts and dashboard: rendered, applied against the Prometheus Operator's CRDs,
+/// the rules checked and unit-tested by promtool (each alert fires when it should and not
+/// before), the dashboard's queries valid PromQL, and every metric they read exported by the
+/// real provider and operator.
+#[tokio::test]
+async fn the_chart_alerts_fire_and_the_dashboard_reads_real_metrics() {
+    let cp = control_plane();
+    install_prometheus_crds(cp).await;
+    let ns = cp.namespace("chart-mon").await;
+    let (ok, rendered, err) = template(
+        cp,
+        "mon",
+        &ns.name,
+        &[
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "grafanaDashboard.enabled=true",
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "clientPolicy.createDefault=false",
+            "--set",
+            "clientPolicy.admission=false",
+        ],
+    );
+    assert!(ok, "{err}");
+    apply(cp, &rendered, false);
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect();
+    let rule = doc(&docs, "PrometheusRule", "mon");
+    let dashboard = doc(&docs, "ConfigMap", "mon-dashboard");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(dashboard["data"]["kube-oidc.json"].as_str().unwrap()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml::to_string(&rule["spec"]).unwrap(),
+    )
+    .unwrap();
+    let (ok, out) = promtool(&["check", "rules", "rules.yaml"], dir.path());
+    assert!(ok, "promtool check rules: {out}");
+
+    // The dashboard's queries, as recording rules, for promtool's PromQL parser.
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().replace("$namespace", &ns.name))
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let recording: Vec<serde_json::Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| serde_json::json!({"record": format!("dashboard:panel_{i}"), "expr": e}))
+        .collect();
+    std::fs::write(
+        dir.path().join("dashboard.yaml"),
+        serde_yaml::to_string(
+            &serde_json::json!({"groups": [{"name": "dashboard", "rules": recording}]}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (ok, out) = promtool(&["check", "rules", "dashboard.yaml"], dir.path());
+    assert!(ok, "the dashboard's queries: {out}");
+
+    // Each alert fires when it should, and not before.
+    let n = &ns.name;
+    let tests = format!(
+        r#"rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'kube_oidc_operator_signing_key_active_since_seconds{{namespace="{n}",signing_key="default"}}'
+        values: '0x200'
+      - series: 'kube_oidc_operator_signing_key_rotation_interval_seconds{{namespace="{n}",signing_key="default"}}'
+        values: '3600x200'
+      - series: 'kube_oidc_provider_sign_ins_total{{namespace="{n}",pod="p-1",result="refused"}}'
+        values: '0+60x200'
+      - series: 'kube_oidc_provider_store_errors_total{{namespace="{n}",pod="p-1"}}'
+        values: '0x30 0+10x30'
+      - series: 'kube_oidc_provider_ready{{namespace="{n}",pod="p-1"}}'
+        values: '1x30 0x30'
+      - series: 'up{{namespace="{n}",job="mon-operator-metrics"}}'
+        values: '1x30 0x60'
+      - series: 'kube_oidc_operator_reconcile_failures_total{{namespace="{n}",controller="oidcclient",reason="Kube"}}'
+        values: '0x10 0+1x100'
+    alert_rule_test:
+      - {{eval_time: 110m, alertname: KubeOidcSigningKeyNotRotated, exp_alerts: []}}
+      - eval_time: 150m
+        alertname: KubeOidcSigningKeyNotRotated
+        exp_alerts:
+          - exp_labels: {{severity: warning, namespace: {n}, signing_key: default}}
+            exp_annotations:
+              summary: SigningKey default has signed past its rotation interval
+              description: The operator has not rotated SigningKey {n}/default; see its Ready condition and Events (kubectl describe signingkey) and the operator's log.
+      - {{eval_time: 5m, alertname: KubeOidcSignInFailures, exp_alerts: []}}
+      - eval_time: 30m
+        alertname: KubeOidcSignInFailures
+        exp_alerts:
+          - exp_labels: {{severity: warning}}
+            exp_annotations:
+              summary: Most sign-ins fail
+              description: "More than 0.2 failed sign-ins per second, and more failures than successes: password guessing, or a broken users directory."
+      - {{eval_time: 30m, alertname: KubeOidcStoreErrors, exp_alerts: []}}
+      - eval_time: 45m
+        alertname: KubeOidcStoreErrors
+        exp_alerts:
+          - exp_labels: {{severity: critical}}
+            exp_annotations:
+              summary: The provider's store (Redis) fails
+              description: Store operations fail; sign-ins and token requests are answered temporarily_unavailable. Check the Redis pods and the provider's log.
+      - {{eval_time: 33m, alertname: KubeOidcProviderNotReady, exp_alerts: []}}
+      - eval_time: 40m
+        alertname: KubeOidcProviderNotReady
+        exp_alerts:
+          - exp_labels: {{severity: warning, pod: p-1}}
+            exp_annotations:
+              summary: Provider pod p-1 is not ready
+              description: Not synced, no signing key that can sign, or the store does not answer (its /readyz says which).
+      - {{eval_time: 40m, alertname: KubeOidcOperatorDown, exp_alerts: []}}
+      - eval_time: 50m
+        alertname: KubeOidcOperatorDown
+        exp_alerts:
+          - exp_labels: {{severity: warning, namespace: {n}}}
+            exp_annotations:
+              summary: No kube-oidc operator is up
+              description: Clients are not validated, credentials not generated and keys not rotated while no operator runs.
+      - {{eval_time: 30m, alertname: KubeOidcReconcileFailures, exp_alerts: []}}
+      - eval_time: 60m
+        alertname: KubeOidcReconcileFailures
+        exp_alerts:
+          - exp_labels: {{severity: warning, controller: oidcclient, reason: Kube}}
+            exp_annotations:
+              summary: The operator's oidcclient reconciles fail (Kube)
+              description: Objects are not reconciled; their conditions and Events say why.
+"#
+    );
+    std::fs::write(dir.path().join("alerts-test.yaml"), tests).unwrap();
+    let (ok, out) = promtool(&["test", "rules", "alerts-test.yaml"], dir.path());
+    assert!(ok, "promtool test rules: {out}");
+
+    // Every metric the alerts and the dashboard read is one the programs export.
+    let wanted = metric_names(&(serde_json::to_string(&rule["spec"]).unwrap() + &exprs.join("\n")));
+    let mut p = kube_oidc_tests::Provider::standalone(&repo().join("examples/local"), "memory");
+    p.wait_ready(Duration::from_secs(20));
+    // A failed client authentication: its series appears at the first.
+    let r = reqwest::Client::new()
+        .post(p.url("/token"))
+        .basic_auth("reports", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let provider_metrics = reqwest::get(p.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let op = kube_oidc_tests::Operator::start(cp, &ns.name, "mon", &[]);
+    crate::provider::create_signing_key(&ns).await;
+    let operator_metrics = eventually(
+        "the operator to export the signing key's rotation",
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = op.get("/metrics")?;
+            body.contains("kube_oidc_operator_signing_key_active_since_seconds{")
+                .then_some(body)
+        },
+    )
+    .await;
+    // Reconcile failures appear at the first failure, which a healthy operator never has: the
+    // operator registers the name.
+    let registered = include_str!("../../../operator/src/metrics.rs");
+    assert!(registered.contains("\"reconcile_failures\""));
+    let exported = metric_names(
+        &(provider_metrics.clone() + &operator_metrics + "kube_oidc_operator_reconcile_failures"),
+    );
+    let missing: Vec<&String> = wanted.difference(&exported).collect();
+    assert!(
+        missing.is_empty(),
+        "read but not exported: {missing:?}\n{provider_metrics}\n{operator_metrics}"
+    );
+    assert!(
+        provider_metrics.contains("kube_oidc_provider_ready 1"),
+        "{provider_metrics}"
+    );
+    ns.delete().await;
+}
