@@ -122,7 +122,7 @@ impl Signer {
 }
 
 /// The published public keys, for verifying tokens this provider issued.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Verifier {
     keys: HashMap<String, (jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm)>,
 }

@@ -170,10 +170,14 @@ fn client_and_redirect_uri(
             "The application \"{client_id}\" is not known here."
         )));
     };
-    // Exact string match (RFC 9700 §4.1.3); an unregistered redirect URI gets a page, never a
-    // redirect.
+    // An unregistered redirect URI gets a page, never a redirect.
     match p.get("redirect_uri") {
-        Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => {
+        Some(uri)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|r| redirect_uri_matches(r, uri)) =>
+        {
             let uri = uri.clone();
             Ok((client, uri))
         }
@@ -184,6 +188,32 @@ fn client_and_redirect_uri(
             "The request has no redirect_uri.".into(),
         )),
     }
+}
+
+/// Whether `requested` is the `registered` redirect URI: the same string (RFC 9700 §4.1.3),
+/// except that the port of an http loopback IP literal is the native app's to choose at request
+/// time (RFC 8252 §7.3). `localhost` is matched exactly (RFC 8252 §8.3 advises against it), and
+/// a requested URI that parsing would change (dot segments, case, escapes) never matches.
+pub fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    fn without_port(uri: &str) -> Option<String> {
+        let mut u = url::Url::parse(uri).ok()?;
+        let loopback = match u.host()? {
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+            url::Host::Domain(_) => false,
+        };
+        if u.scheme() != "http" || !loopback || !u.username().is_empty() || u.password().is_some() {
+            return None;
+        }
+        u.set_port(None).ok()?;
+        Some(u.to_string())
+    }
+    let canonical = url::Url::parse(requested).is_ok_and(|u| u.as_str() == requested);
+    canonical
+        && without_port(registered).is_some_and(|r| without_port(requested).is_some_and(|q| q == r))
 }
 
 /// Request objects, the response type and mode, and whether the client may use the code flow.
@@ -507,6 +537,36 @@ pub fn scope_descriptions(ctx: &Context<'_>, scopes: &[String]) -> Vec<(String, 
             (sc.clone(), d)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::redirect_uri_matches as m;
+
+    /// RFC 8252 §7.3: any port for loopback IP literals over http; everything else exact.
+    #[test]
+    fn loopback_ports_are_the_apps_and_nothing_else_varies() {
+        assert!(m("http://127.0.0.1/cb", "http://127.0.0.1:53412/cb"));
+        assert!(m("http://127.0.0.1:8000/cb", "http://127.0.0.1:9000/cb"));
+        assert!(m("http://[::1]/cb", "http://[::1]:61000/cb"));
+        for (registered, requested) in [
+            ("http://localhost:8000/cb", "http://localhost:9000/cb"),
+            ("https://127.0.0.1/cb", "https://127.0.0.1:8443/cb"),
+            ("http://127.0.0.1/cb", "http://127.0.0.1:9000/cb/"),
+            ("http://127.0.0.1/cb", "http://127.0.0.1:9000/CB"),
+            ("http://127.0.0.1/cb", "http://127.0.0.1:9000/x/../cb"),
+            ("http://127.0.0.1/cb", "http://127.0.0.1:9000/cb?x=1"),
+            ("http://127.0.0.1/cb", "http://user@127.0.0.1:9000/cb"),
+            ("http://127.0.0.1/cb", "http://127.0.0.2:9000/cb"),
+            ("http://127.0.0.1/cb", "http://127.000.000.001:9000/cb"),
+            ("https://app.example/cb", "https://app.example:443/cb"),
+        ] {
+            assert!(
+                !m(registered, requested),
+                "{registered} matched {requested}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -324,6 +324,45 @@ async fn readme_commands_work_as_written() {
     let _ = provider.kill();
     let _ = provider.wait();
 
+    // The quick start with registration: a client registers itself over HTTP.
+    let with_registration: Vec<String> = take(&commands, &mut done, quick_start_prefix)
+        [quick_start_prefix.len()..]
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert!(with_registration.contains(&"open".to_string()));
+    let mut provider = Command::new(workspace_binary("kube-oidc-provider"))
+        .args(&with_registration)
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let discovery = eventually(
+        "the quick start with registration to serve discovery",
+        Duration::from_secs(20),
+        || async {
+            let r = reqwest::get("http://127.0.0.1:8080/.well-known/openid-configuration")
+                .await
+                .ok()?;
+            r.json::<serde_json::Value>().await.ok()
+        },
+    )
+    .await;
+    assert_eq!(
+        discovery["registration_endpoint"],
+        "http://127.0.0.1:8080/register"
+    );
+    let r = reqwest::Client::new()
+        .post("http://127.0.0.1:8080/register")
+        .json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1:8000/cb"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let _ = provider.kill();
+    let _ = provider.wait();
+
     for ns in ["my-team", "team-a", "kube-oidc"] {
         let _ = Api::<Namespace>::all(client.clone())
             .delete(ns, &Default::default())
@@ -335,7 +374,8 @@ async fn readme_commands_work_as_written() {
 fn take(commands: &[String], done: &mut [bool], prefix: &str) -> String {
     let i = commands
         .iter()
-        .position(|c| c.starts_with(prefix))
+        .enumerate()
+        .position(|(i, c)| !done[i] && c.starts_with(prefix))
         .unwrap_or_else(|| panic!("the README no longer has `{prefix}...`"));
     done[i] = true;
     commands[i].clone()
