@@ -112,17 +112,25 @@ async fn readme_commands_work_as_written() {
         .split_whitespace()
         .map(String::from)
         .collect();
+    // The quick start with registration, run once the quick start is done.
+    let with_registration: Vec<String> = take(&commands, &mut done, quick_start_prefix)
+        [quick_start_prefix.len()..]
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     let mut run = |prefix: &str| sh(cp, &take(&commands, &mut done, prefix));
 
     // Quick start: the program and arguments of `cargo run` (a nested cargo would wait on the
     // build lock of this one), serving where the README says.
-    let mut provider = Command::new(workspace_binary("kube-oidc-provider"))
-        .args(&quick_start)
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut provider = KillOnDrop(
+        Command::new(workspace_binary("kube-oidc-provider"))
+            .args(&quick_start)
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let discovery = eventually(
         "the quick start to serve discovery at http://127.0.0.1:8080",
         Duration::from_secs(20),
@@ -321,23 +329,19 @@ async fn readme_commands_work_as_written() {
     let token = crate::fresh::token_of(&issuer, &secrets, "billing-sync-oidc").await;
     let claims = crate::provider::verify(&issuer, &token, &issuer).await;
     assert_eq!(claims["sub"], "my-team.billing-sync");
-    let _ = provider.kill();
-    let _ = provider.wait();
+    provider.stop();
 
     // The quick start with registration: a client registers itself over HTTP.
-    let with_registration: Vec<String> = take(&commands, &mut done, quick_start_prefix)
-        [quick_start_prefix.len()..]
-        .split_whitespace()
-        .map(String::from)
-        .collect();
     assert!(with_registration.contains(&"open".to_string()));
-    let mut provider = Command::new(workspace_binary("kube-oidc-provider"))
-        .args(&with_registration)
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut provider = KillOnDrop(
+        Command::new(workspace_binary("kube-oidc-provider"))
+            .args(&with_registration)
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let discovery = eventually(
         "the quick start with registration to serve discovery",
         Duration::from_secs(20),
@@ -360,8 +364,7 @@ async fn readme_commands_work_as_written() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let _ = provider.kill();
-    let _ = provider.wait();
+    provider.stop();
 
     for ns in ["my-team", "team-a", "kube-oidc"] {
         let _ = Api::<Namespace>::all(client.clone())
@@ -371,11 +374,30 @@ async fn readme_commands_work_as_written() {
 }
 
 /// The README command that starts with `prefix`, marked as run.
+/// A process that is killed when the test ends, also by a panic: a quick start left running
+/// would answer on 127.0.0.1:8080 for the next run.
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn take(commands: &[String], done: &mut [bool], prefix: &str) -> String {
+    // The first not yet run, else the first (some commands are run twice).
     let i = commands
         .iter()
         .enumerate()
         .position(|(i, c)| !done[i] && c.starts_with(prefix))
+        .or_else(|| commands.iter().position(|c| c.starts_with(prefix)))
         .unwrap_or_else(|| panic!("the README no longer has `{prefix}...`"));
     done[i] = true;
     commands[i].clone()
