@@ -36,6 +36,11 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_STORE_PREFIX", default_value = crate::store::DEFAULT_PREFIX)]
     pub store_prefix: String,
 
+    /// PEM CA certificates that sign a `rediss://` store's certificate (default: the system's
+    /// trusted roots).
+    #[arg(long, env = "KUBE_OIDC_STORE_CA")]
+    pub store_ca: Option<PathBuf>,
+
     /// The provider's namespace: SigningKeys, OidcScopes and the users Secret.
     #[arg(long, env = "KUBE_OIDC_NAMESPACE", default_value = "kube-oidc")]
     pub namespace: String,

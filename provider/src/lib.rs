@@ -90,7 +90,15 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     let policy = registration_policy(&args)?;
     let store = match &args.store {
         StoreUrl::Memory => store::Store::memory(),
-        StoreUrl::Redis(url) => store::Store::redis(url, &args.store_prefix).await?,
+        StoreUrl::Redis(url) => {
+            let ca = match &args.store_ca {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    StartupError::Flags(format!("--store-ca {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
+            store::Store::redis_with_ca(url, &args.store_prefix, ca).await?
+        }
     };
     let metrics = Arc::new(metrics::Metrics::with_store_errors(store.errors()));
     let registration = watch_or_load(&args, &issuer, &view, &metrics, &store, policy).await?;

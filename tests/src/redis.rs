@@ -19,7 +19,11 @@ impl RedisServer {
 
     /// With more redis-server arguments (later ones win), as a chart renders them.
     pub fn start_with(extra: &[String]) -> RedisServer {
-        let port = ControlPlane::free_port();
+        Self::start_on(ControlPlane::free_port(), extra)
+    }
+
+    /// Listening on `port` (plain, unless `extra` moves it: `--port 0 --tls-port <port>`).
+    pub fn start_on(port: u16, extra: &[String]) -> RedisServer {
         let dir = scratch_dir().join(format!("redis-{port}"));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut cmd = std::process::Command::new("redis-server");

@@ -33,13 +33,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 memory
 {{- else if eq .Values.store.mode "internal" -}}
-redis://:$(KUBE_OIDC_REDIS_PASSWORD)@{{ include "kube-oidc.name" . }}-redis:6379
+{{ ternary "rediss" "redis" .Values.store.internal.tls.enabled }}://:$(KUBE_OIDC_REDIS_PASSWORD)@{{ include "kube-oidc.name" . }}-redis:6379
 {{- else -}}
 {{- if not .Values.store.external.url -}}
 {{- fail "store.mode external needs store.external.url (redis://HOST:PORT)" -}}
 {{- end -}}
 {{- if .Values.store.external.passwordSecret.name -}}
-{{ .Values.store.external.url | replace "redis://" "redis://:$(KUBE_OIDC_REDIS_PASSWORD)@" }}
+{{ .Values.store.external.url | replace "redis://" "redis://:$(KUBE_OIDC_REDIS_PASSWORD)@" | replace "rediss://" "rediss://:$(KUBE_OIDC_REDIS_PASSWORD)@" }}
 {{- else -}}
 {{ .Values.store.external.url }}
 {{- end -}}
@@ -66,4 +66,13 @@ capabilities:
 {{/* Non-empty when the branding has files to mount (CSS, templates, locales). */}}
 {{- define "kube-oidc.brandingFiles" -}}
 {{- if or .Values.branding.css .Values.branding.templates .Values.branding.locales -}}true{{- end -}}
+{{- end }}
+
+{{/* The Secret and key of the CA that signs the store's TLS certificate, when there is one. */}}
+{{- define "kube-oidc.storeCA" -}}
+{{- if and (eq .Values.store.mode "internal") .Values.store.internal.tls.enabled -}}
+{{ required "store.internal.tls.secretName is required with store.internal.tls.enabled" .Values.store.internal.tls.secretName }}/ca.crt
+{{- else if and (eq .Values.store.mode "external") .Values.store.external.caSecret.name -}}
+{{ .Values.store.external.caSecret.name }}/{{ .Values.store.external.caSecret.key }}
+{{- end -}}
 {{- end }}

@@ -68,7 +68,26 @@ impl Store {
 
     /// Connects to `redis://HOST:PORT[/DB]`; the connection manager reconnects by itself.
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
+        Self::redis_with_ca(url, prefix, None).await
+    }
+
+    /// Like [`Store::redis`]; a `rediss://` server's certificate is checked against `ca` (PEM),
+    /// else against the system's trusted roots.
+    pub async fn redis_with_ca(
+        url: &str,
+        prefix: &str,
+        ca: Option<Vec<u8>>,
+    ) -> Result<Self, StoreError> {
+        let client = match ca {
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )?,
+            None => redis::Client::open(url)?,
+        };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))

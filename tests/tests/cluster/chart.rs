@@ -564,11 +564,21 @@ async fn the_chart_branding_is_what_the_provider_serves() {
         .collect();
     let files = &doc(&docs, "ConfigMap", "br-branding")["data"];
     let pod = &doc(&docs, "Deployment", "br-provider")["spec"]["template"]["spec"];
-    let mount = pod["containers"][0]["volumeMounts"][0]["mountPath"]
-        .as_str()
-        .unwrap();
+    let named = |list: &serde_json::Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "branding")
+            .unwrap()
+            .clone()
+    };
+    let mount = named(&pod["containers"][0]["volumeMounts"]);
+    let mount = mount["mountPath"].as_str().unwrap();
     let root = tempfile::tempdir().unwrap();
-    for item in pod["volumes"][0]["configMap"]["items"].as_array().unwrap() {
+    for item in named(&pod["volumes"])["configMap"]["items"]
+        .as_array()
+        .unwrap()
+    {
         let path = root.path().join(item["path"].as_str().unwrap());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(
@@ -893,4 +903,120 @@ tests:
         "{provider_metrics}"
     );
     ns.delete().await;
+}
+
+/// `store.internal.tls`: the chart's Redis, as rendered, listens on TLS only with the Secret's
+/// certificate; the provider, as rendered, reaches it over rediss:// trusting the Secret's CA,
+/// and without that CA (or without TLS) it is not ready.
+#[tokio::test]
+async fn the_chart_redis_speaks_tls_only_and_the_provider_trusts_its_ca() {
+    let cp = control_plane();
+    let (ok, rendered, err) = template(
+        cp,
+        "tls",
+        "tls-ns",
+        &[
+            "--set",
+            "store.internal.tls.enabled=true",
+            "--set",
+            "store.internal.tls.secretName=redis-tls",
+        ],
+    );
+    assert!(ok, "{err}");
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect();
+    use base64::Engine;
+    let password = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(
+                doc(&docs, "Secret", "tls-redis")["data"]["password"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    // The Secret cert-manager would write, for the names the provider dials.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cp.server_certificate(&["tls-redis", "127.0.0.1"]);
+    std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key).unwrap();
+    std::fs::write(dir.path().join("ca.crt"), cp.ca_pem()).unwrap();
+    let tls_dir = format!("{}/", dir.path().display());
+    let port = ControlPlane::free_port();
+    let redis_pod = &doc(&docs, "StatefulSet", "tls-redis")["spec"]["template"]["spec"];
+    assert_eq!(redis_pod["volumes"][1]["secret"]["secretName"], "redis-tls");
+    let args: Vec<String> = redis_pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap()
+                .replace("$(REDIS_PASSWORD)", &password)
+                .replace("/tls/", &tls_dir)
+                .replace("6379", &port.to_string())
+        })
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w[0] == "--port" && w[1] == "0"),
+        "the plain port stays open: {args:?}"
+    );
+    let _server = kube_oidc_tests::RedisServer::start_on(port, &args);
+
+    let provider = &doc(&docs, "Deployment", "tls-provider")["spec"]["template"]["spec"];
+    let env = provider["containers"][0]["env"].as_array().unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("{name} not set"))
+            .to_string()
+    };
+    let url = value("KUBE_OIDC_STORE")
+        .replace("$(KUBE_OIDC_REDIS_PASSWORD)", &password)
+        .replace("tls-redis:6379", &format!("127.0.0.1:{port}"));
+    assert!(url.starts_with("rediss://"), "{url}");
+    assert_eq!(
+        value("KUBE_OIDC_STORE_CA"),
+        "/etc/kube-oidc/store-ca/ca.crt"
+    );
+    let ca_volume = provider["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "store-ca")
+        .unwrap();
+    assert_eq!(ca_volume["secret"]["secretName"], "redis-tls");
+    assert_eq!(ca_volume["secret"]["items"][0]["key"], "ca.crt");
+    let ca = dir.path().join("ca.crt");
+    let folder = repo().join("examples/local");
+    let mut p = kube_oidc_tests::Provider::standalone_with(
+        &folder,
+        &url,
+        &["--store-ca", ca.to_str().unwrap()],
+    );
+    p.wait_ready(Duration::from_secs(20));
+    // A sign-in's state round-trips through the TLS store.
+    let r = reqwest::Client::new()
+        .post(p.url("/device_authorization"))
+        .form(&[("client_id", "demo"), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Without the CA (the system's roots do not know it), or in plain text: never ready.
+    let plain = url.replace("rediss://", "redis://");
+    let untrusted = kube_oidc_tests::Provider::standalone(&folder, &url);
+    let cleartext = kube_oidc_tests::Provider::standalone(&folder, &plain);
+    std::thread::sleep(Duration::from_secs(3));
+    for (what, p) in [("without the CA", &untrusted), ("without TLS", &cleartext)] {
+        assert!(
+            kube_oidc_tests::operator::http_get(p.port, "/readyz")
+                .is_none_or(|(code, _)| code != 200),
+            "a provider {what} was ready"
+        );
+    }
 }
