@@ -120,15 +120,21 @@ impl Manifests {
         for path in paths {
             let text =
                 std::fs::read_to_string(&path).map_err(|e| file_err(&path, e.to_string()))?;
-            for doc in serde_yaml::Deserializer::from_str(&text) {
-                let value = serde_yaml::Value::deserialize(doc)
-                    .map_err(|e| file_err(&path, e.to_string()))?;
-                if !value.is_null() {
-                    out.add(&path, value)?;
-                }
-            }
+            out.add_text(&path, &text)?;
         }
         Ok(out)
+    }
+
+    /// Adds the objects of one file's text (multi-document YAML).
+    fn add_text(&mut self, path: &Path, text: &str) -> Result<(), ManifestError> {
+        for doc in serde_yaml::Deserializer::from_str(text) {
+            let value =
+                serde_yaml::Value::deserialize(doc).map_err(|e| file_err(path, e.to_string()))?;
+            if !value.is_null() {
+                self.add(path, value)?;
+            }
+        }
+        Ok(())
     }
 
     fn add(&mut self, path: &Path, value: serde_yaml::Value) -> Result<(), ManifestError> {
@@ -332,10 +338,22 @@ impl Manifests {
 /// (`file: OidcClient name: field: message`, in the words the operator uses); empty when the
 /// provider would start from it.
 pub fn check(dir: &Path, users_secret: &str) -> Vec<String> {
-    let m = match Manifests::read(dir) {
-        Ok(m) => m,
-        Err(e) => return vec![e.to_string()],
-    };
+    match Manifests::read(dir) {
+        Ok(m) => problems(&m, users_secret),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+/// [`check`] of one file's text, named `name` in the messages (fuzzing, editors).
+pub fn check_text(name: &str, text: &str, users_secret: &str) -> Vec<String> {
+    let mut m = Manifests::default();
+    match m.add_text(Path::new(name), text) {
+        Ok(()) => problems(&m, users_secret),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+fn problems(m: &Manifests, users_secret: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut ids = HashMap::new();
     for (path, c) in &m.clients {

@@ -80,7 +80,10 @@ fn sh(cp: &ControlPlane, command: &str) -> String {
 }
 
 /// Commands a test cannot run from inside `cargo test`, and what runs them instead.
-const RUN_ELSEWHERE: [(&str, &str); 1] = [("tests/run", ".ci/run")];
+const RUN_ELSEWHERE: [(&str, &str); 2] = [
+    ("tests/run", ".ci/run"),
+    ("tests/fuzz", "tests/run (`tests/fuzz 20`, a short run)"),
+];
 
 async fn signing_key(cp: &ControlPlane) -> SigningKey {
     Api::<SigningKey>::namespaced(cp.client().await, "kube-oidc")
