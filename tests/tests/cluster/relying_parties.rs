@@ -302,6 +302,30 @@ async fn standalone_registration_signs_in_reads_and_updates_itself() {
     let mut m = Provider::standalone_with(&folder, "memory", &flags);
     m.wait_ready(Duration::from_secs(30));
     assert_eq!(c.get(at_m(&m.issuer)).send().await.unwrap().status(), 400);
+
+    // Twenty registrations an hour from one address; the twenty-first is refused.
+    for i in 1..=21 {
+        let r = c
+            .post(m.url("/register"))
+            .json(&metadata)
+            .send()
+            .await
+            .unwrap();
+        if i <= 20 {
+            assert_eq!(r.status(), 201, "registration {i}");
+        } else {
+            assert_eq!(r.status(), 403, "registration {i}");
+            let e: Value = r.json().await.unwrap();
+            assert_eq!(e["error"], "access_denied", "{e}");
+            assert!(
+                e["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("too many registrations from this address"),
+                "{e}"
+            );
+        }
+    }
 }
 
 /// The attack: an access token presented to a relying party as if it were an ID token (RFC 9068
