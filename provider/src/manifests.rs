@@ -391,7 +391,11 @@ fn problems(m: &Manifests, users_secret: &str) -> Vec<String> {
 /// A folder as loaded and checked, with the keys generated for it: what the view is built
 /// from, kept so that clients registered at run time join the folder's.
 pub struct Folder {
+    /// The folder's policies, namespaces, scopes and keys; its clients and Secrets are dropped
+    /// once served (10,000 clients would otherwise be held twice).
     manifests: Manifests,
+    /// The folder's client IDs, by the OidcClient that has each.
+    client_ids: HashMap<String, String>,
     clients: Vec<ClientConfig>,
     keys: Vec<KeyInput>,
     users: Users,
@@ -436,12 +440,7 @@ impl Folder {
         c: &OidcClient,
         secret: Option<&str>,
     ) -> Result<ClientConfig, Vec<String>> {
-        let mut ids: HashMap<String, String> = self
-            .manifests
-            .clients
-            .iter()
-            .map(|(_, c)| (c.client_id(), c.metadata.name.clone().unwrap_or_default()))
-            .collect();
+        let mut ids = self.client_ids.clone();
         let problems = self.manifests.client_problems(c, &mut ids);
         if problems.is_empty() {
             Ok(self.manifests.served(c, secret))
@@ -458,8 +457,16 @@ pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
     manifests.check_scopes()?;
     let keys = manifests.generated_keys()?;
     let users = manifests.users(users_secret)?;
+    let mut manifests = manifests;
+    let client_ids = manifests
+        .clients
+        .drain(..)
+        .map(|(_, c)| (c.client_id(), c.metadata.name.clone().unwrap_or_default()))
+        .collect();
+    manifests.secrets.clear();
     Ok(Folder {
         manifests,
+        client_ids,
         clients,
         keys,
         users,

@@ -197,12 +197,8 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
             move |req: axum::extract::Request, next: Next| {
                 let ui = ui.clone();
                 async move {
-                    let accept = req
-                        .headers()
-                        .get(header::ACCEPT_LANGUAGE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(String::from);
-                    pages::localized(ui, accept.as_deref(), next.run(req)).await
+                    let accept = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
+                    pages::localized(ui, accept, next.run(req)).await
                 }
             },
         ))

@@ -65,8 +65,9 @@ type Catalogs = HashMap<String, HashMap<String, String>>;
 /// The page renderer: templates, texts and the brand.
 pub struct Ui {
     env: Environment<'static>,
-    /// The shipped templates: used when a replaced one fails at render time.
-    builtin: Environment<'static>,
+    /// With replaced templates, the shipped ones: used when a replaced one fails at render
+    /// time.
+    builtin: Option<Environment<'static>>,
     brand: Value,
     /// The platform team's CSS, put in the pages' `<style>` as it is.
     css: Value,
@@ -103,18 +104,16 @@ impl Ui {
             }
         }
         let catalogs = Arc::new(catalogs);
-        let builtin = environment(&catalogs);
-        let mut env = environment(&catalogs);
-        for (name, source) in TEMPLATES {
-            env.add_template(name, source)
-                .map_err(|e| err(format!("shipped template {name}: {e}")))?;
-        }
-        let mut builtin = builtin;
-        for (name, source) in TEMPLATES {
-            builtin
-                .add_template(name, source)
-                .map_err(|e| err(format!("shipped template {name}: {e}")))?;
-        }
+        let shipped = || -> Result<Environment<'static>, BrandingError> {
+            let mut env = environment(&catalogs);
+            for (name, source) in TEMPLATES {
+                env.add_template(name, source)
+                    .map_err(|e| err(format!("shipped template {name}: {e}")))?;
+            }
+            Ok(env)
+        };
+        let mut env = shipped()?;
+        let builtin = branding.templates.as_ref().map(|_| shipped()).transpose()?;
         if let Some(dir) = &branding.templates {
             for (path, stem) in files(dir, "html", "--templates")? {
                 let name = format!("{stem}.html");
@@ -219,6 +218,8 @@ impl Ui {
             Err(e) => {
                 tracing::error!(template = name, error = %e, "a page template failed; the shipped one is shown");
                 self.builtin
+                    .as_ref()
+                    .unwrap_or(&self.env)
                     .get_template(name)
                     .and_then(|t| t.render(&ctx))
                     .unwrap_or_else(|e| {
@@ -348,19 +349,19 @@ fn logo_source(url: &str) -> Result<String, &'static str> {
 }
 
 tokio::task_local! {
-    /// The renderer and language of the request being answered: set once per request by the
-    /// router, so that the many places that answer with a page need not carry them.
-    static PAGE: (Arc<Ui>, String);
+    /// The renderer and the Accept-Language of the request being answered: set once per request
+    /// by the router, so that the many places that answer with a page need not carry them. The
+    /// language is chosen only when a page is rendered (token requests never pay for it).
+    static PAGE: (Arc<Ui>, Option<axum::http::HeaderValue>);
 }
 
 /// Runs `f` (a request's handling) with pages in the language `accept_language` asks for.
 pub async fn localized<F: std::future::Future>(
     ui: Arc<Ui>,
-    accept_language: Option<&str>,
+    accept_language: Option<axum::http::HeaderValue>,
     f: F,
 ) -> F::Output {
-    let lang = ui.language(accept_language);
-    PAGE.scope((ui, lang), f).await
+    PAGE.scope((ui, accept_language), f).await
 }
 
 /// Pages rendered outside a request (unit tests): shipped templates, English.
@@ -370,8 +371,11 @@ static SHIPPED: LazyLock<Arc<Ui>> = LazyLock::new(|| {
 });
 
 fn render(name: &str, page: Value) -> String {
-    PAGE.try_with(|(ui, lang)| ui.render(name, lang, page.clone()))
-        .unwrap_or_else(|_| SHIPPED.render(name, "en", page))
+    PAGE.try_with(|(ui, accept)| {
+        let lang = ui.language(accept.as_ref().and_then(|v| v.to_str().ok()));
+        ui.render(name, &lang, page.clone())
+    })
+    .unwrap_or_else(|_| SHIPPED.render(name, "en", page))
 }
 
 /// The form_post response (OAuth 2.0 Form Post Response Mode): a form the browser posts to the
