@@ -180,8 +180,8 @@ async fn watch_or_load(
         metrics
             .clients
             .set(i64::try_from(folder.client_count()).unwrap_or(i64::MAX));
-        view.store(Arc::new(folder.view(issuer, Vec::new(), false)));
         let Some(policy) = policy else {
+            view.store(Arc::new(folder.into_view(issuer)));
             return Ok(None);
         };
         // Registered clients live in the store, next to the folder's.

@@ -411,6 +411,28 @@ impl Folder {
         self.users.len()
     }
 
+    /// The view of the folder alone, when nothing is registered at run time: its clients are
+    /// moved into the view, never held twice.
+    pub fn into_view(self, issuer: &str) -> View {
+        config::build(
+            issuer,
+            config::Sources {
+                clients: self.clients,
+                algorithms: self
+                    .manifests
+                    .keys
+                    .iter()
+                    .map(|k| k.spec.algorithm)
+                    .collect(),
+                scopes: self.manifests.scopes,
+                keys: self.keys,
+                users: self.users,
+                synced: true,
+                registration: false,
+            },
+        )
+    }
+
     /// The view of the folder's objects and the `registered` clients.
     pub fn view(&self, issuer: &str, registered: Vec<ClientConfig>, registration: bool) -> View {
         config::build(

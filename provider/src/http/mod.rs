@@ -193,17 +193,8 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             prefixed_cookies(prefix, req, next)
         }))
-        .layer(middleware::from_fn(
-            move |req: axum::extract::Request, next: Next| {
-                let ui = ui.clone();
-                async move {
-                    let accept = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
-                    pages::localized(ui, accept, next.run(req)).await
-                }
-            },
-        ))
         .layer(middleware::from_fn(move |req, next| {
-            security_headers(https, csp.clone(), req, next)
+            pages_and_headers(https, ui.clone(), csp.clone(), req, next)
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
@@ -317,13 +308,17 @@ async fn prefixed_cookies(
     res
 }
 
-async fn security_headers(
+/// Pages in the language the request asks for (read only if a page is rendered), and the
+/// security headers of every answer.
+async fn pages_and_headers(
     https: bool,
+    ui: Arc<pages::Ui>,
     csp: HeaderValue,
     req: axum::extract::Request,
     next: Next,
 ) -> Response {
-    let mut res = next.run(req).await;
+    let accept = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
+    let mut res = pages::localized(ui, accept, next.run(req)).await;
     let h = res.headers_mut();
     // A page with a policy of its own (the form_post page's script nonce) keeps it.
     h.entry(header::CONTENT_SECURITY_POLICY).or_insert(csp);
