@@ -18,7 +18,7 @@ use axum::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use serde_json::{Value, json};
 
-use super::*;
+use super::{sessions::log_in, *};
 
 /// An authorization request that must be answered with a page, never a redirect (RFC 9700
 /// §4.1.3: a redirect to an unregistered URI is an open redirector).
@@ -437,18 +437,7 @@ async fn rfc6749_10_12_csrf_on_consent_and_sign_out_is_refused() {
     let page = victim
         .get(&h, &authorize_uri("web", "https://web.example/cb", ""))
         .await;
-    let consent = victim
-        .post(
-            &h,
-            "/login",
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let consent = log_in(&h, &mut victim, &page, "alice", PASSWORD).await;
     assert!(
         consent.body.contains("name=\"decision\""),
         "{}",
@@ -520,18 +509,7 @@ async fn rfc9700_4_16_pages_refuse_to_be_framed() {
     let login = b
         .get(&h, &authorize_uri("web", "https://web.example/cb", ""))
         .await;
-    let consent = b
-        .post(
-            &h,
-            "/login",
-            &[
-                ("request", &login.field("request")),
-                ("csrf", &login.field("csrf")),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let consent = log_in(&h, &mut b, &login, "alice", PASSWORD).await;
     let device = b.get(&h, "/device").await;
     let logout = b.get(&h, "/end_session").await;
     let error = b.get(&h, "/authorize?client_id=nobody").await;
@@ -561,23 +539,8 @@ async fn user_enumeration_by_message_or_timing_tells_nothing() {
     let attempt = |user: &'static str| {
         let h = &h;
         async move {
-            let mut b = Browser::default();
-            let page = b
-                .get(h, &authorize_uri("web", "https://web.example/cb", ""))
-                .await;
             let started = std::time::Instant::now();
-            let r = b
-                .post(
-                    h,
-                    "/login",
-                    &[
-                        ("request", &page.field("request")),
-                        ("csrf", &page.field("csrf")),
-                        ("username", user),
-                        ("password", "not-the-password"),
-                    ],
-                )
-                .await;
+            let r = sign_in_attempt(h, user, "not-the-password").await;
             let took = started.elapsed();
             let text = r.body.split("<form").next().unwrap_or_default().to_string();
             (r.status, text, took)
@@ -778,18 +741,7 @@ async fn sign_in_attempt(h: &Harness, user: &str, password: &str) -> Reply {
     let page = browser
         .get(h, &authorize_uri("web", "https://web.example/cb", ""))
         .await;
-    browser
-        .post(
-            h,
-            "/login",
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("username", user),
-                ("password", password),
-            ],
-        )
-        .await
+    log_in(h, &mut browser, &page, user, password).await
 }
 
 /// Brute force across replicas: two providers sharing one Redis count a user's failed sign-ins
