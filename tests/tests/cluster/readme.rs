@@ -123,28 +123,8 @@ async fn readme_commands_work_as_written() {
         .collect();
     let mut run = |prefix: &str| sh(cp, &take(&commands, &mut done, prefix));
 
-    // Quick start: the program and arguments of `cargo run` (a nested cargo would wait on the
-    // build lock of this one), serving where the README says.
-    let mut provider = KillOnDrop(
-        Command::new(workspace_binary("kube-oidc-provider"))
-            .args(&quick_start)
-            .current_dir(repo())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let discovery = eventually(
-        "the quick start to serve discovery at http://127.0.0.1:8080",
-        Duration::from_secs(20),
-        || async {
-            let r = reqwest::get("http://127.0.0.1:8080/.well-known/openid-configuration")
-                .await
-                .ok()?;
-            r.json::<serde_json::Value>().await.ok()
-        },
-    )
-    .await;
+    // Quick start, serving where the README says.
+    let (mut provider, discovery) = quick_start_serving(&quick_start).await;
     assert_eq!(discovery["issuer"], "http://127.0.0.1:8080");
 
     // Install in a cluster.
@@ -336,26 +316,7 @@ async fn readme_commands_work_as_written() {
 
     // The quick start with registration: a client registers itself over HTTP.
     assert!(with_registration.contains(&"open".to_string()));
-    let mut provider = KillOnDrop(
-        Command::new(workspace_binary("kube-oidc-provider"))
-            .args(&with_registration)
-            .current_dir(repo())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let discovery = eventually(
-        "the quick start with registration to serve discovery",
-        Duration::from_secs(20),
-        || async {
-            let r = reqwest::get("http://127.0.0.1:8080/.well-known/openid-configuration")
-                .await
-                .ok()?;
-            r.json::<serde_json::Value>().await.ok()
-        },
-    )
-    .await;
+    let (mut provider, discovery) = quick_start_serving(&with_registration).await;
     assert_eq!(
         discovery["registration_endpoint"],
         "http://127.0.0.1:8080/register"
@@ -377,6 +338,36 @@ async fn readme_commands_work_as_written() {
 }
 
 /// The README command that starts with `prefix`, marked as run.
+/// The provider started with a quick start's arguments (the program and arguments of `cargo
+/// run`: a nested cargo would wait on the build lock of this one), once it serves discovery
+/// where the README says; with that document.
+async fn quick_start_serving(args: &[String]) -> (KillOnDrop, serde_json::Value) {
+    let provider = KillOnDrop(
+        Command::new(workspace_binary("kube-oidc-provider"))
+            .args(args)
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let discovery = eventually(
+        &format!(
+            "`{}` to serve discovery at http://127.0.0.1:8080",
+            args.join(" ")
+        ),
+        Duration::from_secs(20),
+        || async {
+            let r = reqwest::get("http://127.0.0.1:8080/.well-known/openid-configuration")
+                .await
+                .ok()?;
+            r.json::<serde_json::Value>().await.ok()
+        },
+    )
+    .await;
+    (provider, discovery)
+}
+
 /// A process that is killed when the test ends, also by a panic: a quick start left running
 /// would answer on 127.0.0.1:8080 for the next run.
 struct KillOnDrop(std::process::Child);
