@@ -486,6 +486,36 @@ pub(crate) async fn create_signing_key(ns: &kube_oidc_tests::TestNamespace) {
         .unwrap();
 }
 
+/// A client's registration (RFC 7591 §3.2.1), from a 201 answer.
+pub(crate) struct Registered {
+    pub client_id: String,
+    pub secret: String,
+    /// The registration access token (RFC 7592).
+    pub rat: String,
+    /// The registration client URI, checked to be `<base>/register/<client_id>`.
+    pub uri: String,
+}
+
+pub(crate) async fn registered(r: reqwest::Response, base: &str) -> Registered {
+    assert_eq!(r.status(), 201);
+    let reg: Value = r.json().await.unwrap();
+    let field = |name: &str| {
+        reg[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name}: {reg}"))
+            .to_string()
+    };
+    let client_id = field("client_id");
+    let uri = field("registration_client_uri");
+    assert_eq!(uri, format!("{base}/register/{client_id}"));
+    Registered {
+        secret: field("client_secret"),
+        rat: field("registration_access_token"),
+        client_id,
+        uri,
+    }
+}
+
 #[tokio::test]
 async fn dynamic_client_registration_creates_an_oidc_client() {
     let cp = control_plane();
@@ -580,16 +610,12 @@ async fn dynamic_client_registration_creates_an_oidc_client() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
-    let reg: Value = r.json().await.unwrap();
-    let client_id = reg["client_id"].as_str().unwrap().to_string();
-    let secret = reg["client_secret"].as_str().unwrap().to_string();
-    let rat = reg["registration_access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let uri = reg["registration_client_uri"].as_str().unwrap().to_string();
-    assert_eq!(uri, format!("{base}/register/{client_id}"));
+    let Registered {
+        client_id,
+        secret,
+        rat,
+        uri,
+    } = registered(r, &base).await;
     let registered = Instant::now();
 
     // Served at once by the replica that answered: a relying party redirects right after the

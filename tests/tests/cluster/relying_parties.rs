@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use crate::{
     operator::eventually,
-    provider::{browser_sign_in, create_signing_key, http, install_demo_users},
+    provider::{
+        Registered, browser_sign_in, create_signing_key, http, install_demo_users, registered,
+    },
 };
 
 /// The Python of the relying parties' venv that tests/run sets up.
@@ -157,16 +159,12 @@ async fn standalone_registration_signs_in_reads_and_updates_itself() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
-    let reg: Value = r.json().await.unwrap();
-    let client_id = reg["client_id"].as_str().unwrap().to_string();
-    let secret = reg["client_secret"].as_str().unwrap().to_string();
-    let rat = reg["registration_access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let uri = reg["registration_client_uri"].as_str().unwrap().to_string();
-    assert_eq!(uri, format!("{base}/register/{client_id}"));
+    let Registered {
+        client_id,
+        secret,
+        rat,
+        uri,
+    } = registered(r, &base).await;
 
     // It signs a user in with its credentials.
     let (verifier, challenge) = crate::provider::pkce();
