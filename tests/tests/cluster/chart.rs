@@ -455,6 +455,35 @@ async fn the_chart_service_accounts_are_least_privilege_and_sufficient() {
 }
 
 /// The rendered documents of `rendered`, by kind and name.
+/// The objects of `helm template` output.
+fn rendered_docs(rendered: &str) -> Vec<serde_json::Value> {
+    serde_yaml::Deserializer::from_str(rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect()
+}
+
+/// The entry called `name` of a list of named entries (env, volumes, volume mounts).
+fn named<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list.as_array()
+        .and_then(|l| l.iter().find(|e| e["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
+/// The Redis password the chart generated, from its rendered Secret `name`.
+fn redis_password(docs: &[serde_json::Value], name: &str) -> String {
+    use base64::Engine;
+    let encoded = doc(docs, "Secret", name)["data"]["password"]
+        .as_str()
+        .unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 fn doc<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
     docs.iter()
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
@@ -469,21 +498,8 @@ async fn the_chart_redis_refuses_connections_without_its_generated_password() {
     let cp = control_plane();
     let (ok, rendered, err) = template(cp, "pw", "pw-ns", &[]);
     assert!(ok, "{err}");
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .filter(|v: &serde_json::Value| !v.is_null())
-        .collect();
-    use base64::Engine;
-    let password = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(
-                doc(&docs, "Secret", "pw-redis")["data"]["password"]
-                    .as_str()
-                    .unwrap(),
-            )
-            .unwrap(),
-    )
-    .unwrap();
+    let docs = rendered_docs(&rendered);
+    let password = redis_password(&docs, "pw-redis");
     assert!(password.len() >= 32, "a weak generated password");
     let redis = &doc(&docs, "StatefulSet", "pw-redis")["spec"]["template"]["spec"]["containers"][0];
     let args: Vec<String> = redis["args"]
@@ -520,16 +536,10 @@ async fn the_chart_redis_refuses_connections_without_its_generated_password() {
     // The provider's store, as rendered, reaches it with the password from the same Secret.
     let provider =
         &doc(&docs, "Deployment", "pw-provider")["spec"]["template"]["spec"]["containers"][0];
-    let env = provider["env"].as_array().unwrap();
-    let store = env
-        .iter()
-        .find(|e| e["name"] == "KUBE_OIDC_STORE")
-        .and_then(|e| e["value"].as_str())
+    let store = named(&provider["env"], "KUBE_OIDC_STORE")["value"]
+        .as_str()
         .unwrap();
-    let from = env
-        .iter()
-        .find(|e| e["name"] == "KUBE_OIDC_REDIS_PASSWORD")
-        .unwrap();
+    let from = named(&provider["env"], "KUBE_OIDC_REDIS_PASSWORD");
     assert_eq!(from["valueFrom"]["secretKeyRef"]["name"], "pw-redis");
     let url = store
         .replace("$(KUBE_OIDC_REDIS_PASSWORD)", &password)
@@ -558,24 +568,14 @@ async fn the_chart_branding_is_what_the_provider_serves() {
     let ha = repo().join("tests/helm/ha-values.yaml");
     let (ok, rendered, err) = template(cp, "br", "br-ns", &["-f", ha.to_str().unwrap()]);
     assert!(ok, "{err}");
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .filter(|v: &serde_json::Value| !v.is_null())
-        .collect();
+    let docs = rendered_docs(&rendered);
     let files = &doc(&docs, "ConfigMap", "br-branding")["data"];
     let pod = &doc(&docs, "Deployment", "br-provider")["spec"]["template"]["spec"];
-    let named = |list: &serde_json::Value| {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == "branding")
-            .unwrap()
-            .clone()
-    };
-    let mount = named(&pod["containers"][0]["volumeMounts"]);
-    let mount = mount["mountPath"].as_str().unwrap();
+    let mount = named(&pod["containers"][0]["volumeMounts"], "branding")["mountPath"]
+        .as_str()
+        .unwrap();
     let root = tempfile::tempdir().unwrap();
-    for item in named(&pod["volumes"])["configMap"]["items"]
+    for item in named(&pod["volumes"], "branding")["configMap"]["items"]
         .as_array()
         .unwrap()
     {
@@ -734,10 +734,7 @@ async fn the_chart_alerts_fire_and_the_dashboard_reads_real_metrics() {
     );
     assert!(ok, "{err}");
     apply(cp, &rendered, false);
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .filter(|v: &serde_json::Value| !v.is_null())
-        .collect();
+    let docs = rendered_docs(&rendered);
     let rule = doc(&docs, "PrometheusRule", "mon");
     let dashboard = doc(&docs, "ConfigMap", "mon-dashboard");
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
@@ -923,21 +920,8 @@ async fn the_chart_redis_speaks_tls_only_and_the_provider_trusts_its_ca() {
         ],
     );
     assert!(ok, "{err}");
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .filter(|v: &serde_json::Value| !v.is_null())
-        .collect();
-    use base64::Engine;
-    let password = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(
-                doc(&docs, "Secret", "tls-redis")["data"]["password"]
-                    .as_str()
-                    .unwrap(),
-            )
-            .unwrap(),
-    )
-    .unwrap();
+    let docs = rendered_docs(&rendered);
+    let password = redis_password(&docs, "tls-redis");
     // The Secret cert-manager would write, for the names the provider dials.
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = cp.server_certificate(&["tls-redis", "127.0.0.1"]);
@@ -967,12 +951,10 @@ async fn the_chart_redis_speaks_tls_only_and_the_provider_trusts_its_ca() {
     let _server = kube_oidc_tests::RedisServer::start_on(port, &args);
 
     let provider = &doc(&docs, "Deployment", "tls-provider")["spec"]["template"]["spec"];
-    let env = provider["containers"][0]["env"].as_array().unwrap();
     let value = |name: &str| {
-        env.iter()
-            .find(|e| e["name"] == name)
-            .and_then(|e| e["value"].as_str())
-            .unwrap_or_else(|| panic!("{name} not set"))
+        named(&provider["containers"][0]["env"], name)["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has no value"))
             .to_string()
     };
     let url = value("KUBE_OIDC_STORE")
@@ -983,12 +965,7 @@ async fn the_chart_redis_speaks_tls_only_and_the_provider_trusts_its_ca() {
         value("KUBE_OIDC_STORE_CA"),
         "/etc/kube-oidc/store-ca/ca.crt"
     );
-    let ca_volume = provider["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "store-ca")
-        .unwrap();
+    let ca_volume = named(&provider["volumes"], "store-ca");
     assert_eq!(ca_volume["secret"]["secretName"], "redis-tls");
     assert_eq!(ca_volume["secret"]["items"][0]["key"], "ca.crt");
     let ca = dir.path().join("ca.crt");
