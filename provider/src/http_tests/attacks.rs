@@ -20,17 +20,6 @@ use serde_json::{Value, json};
 
 use super::{sessions::log_in, *};
 
-/// An authorization request that must be answered with a page, never a redirect (RFC 9700
-/// §4.1.3: a redirect to an unregistered URI is an open redirector).
-async fn refused_without_redirect(h: &Harness, uri: &str) {
-    let r = call(h, Request::get(uri).body(Body::empty()).unwrap()).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.body);
-    assert!(
-        r.headers.get(header::LOCATION).is_none(),
-        "{uri} redirected"
-    );
-}
-
 /// RFC 9700 §4.1.3 and §2.1: redirect URIs are compared as exact strings. Each variant an
 /// attacker tries on the registered `https://web.example/cb` is refused on a page.
 #[tokio::test]

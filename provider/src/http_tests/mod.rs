@@ -193,6 +193,18 @@ pub(super) async fn token(h: &Harness, auth: Option<(&str, &str)>, form: &[(&str
     .await
 }
 
+/// A request that must be answered with an error page, never a redirect (RFC 9700 §4.1.3: a
+/// redirect to an unregistered URI is an open redirector).
+pub(super) async fn refused_without_redirect(h: &Harness, uri: &str) {
+    let r = call(h, Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.body);
+    assert!(
+        r.headers.get(header::LOCATION).is_none(),
+        "{uri} redirected"
+    );
+    assert!(r.body.contains("<h1>"), "{uri}: {}", r.body);
+}
+
 pub(super) fn authorize_uri(client: &str, redirect: &str, extra: &str) -> String {
     format!(
         "/authorize?response_type=code&client_id={client}&redirect_uri={}&scope=openid%20email%20offline_access&state=st%20ate&nonce=n-0S6&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
