@@ -38,23 +38,26 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false} -mod=mod"
 export CGO_ENABLED=0
 started=$(date +%s)
 
+# Writes the module $OUT/src/NAME that requires each MODULE@VERSION and imports each PACKAGE
+# (a tools file), so that `go build` there builds one tool at pinned versions; sets $d to it.
+# Usage: tool_module NAME "MODULE@VERSION ..." "PACKAGE ..."
+tool_module() {
+  d="$OUT/src/$1"; mkdir -p "$d"
+  {
+    printf 'module kubeoidc.dev/controlplane/%s\n\ngo 1.24\n\nrequire (\n' "$1"
+    for r in $2; do printf '\t%s %s\n' "${r%@*}" "${r##*@}"; done
+    printf ')\n'
+  } >"$d/go.mod"
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for i in $3; do printf '\t_ "%s"\n' "$i"; done
+    printf ')\n'
+  } >"$d/tools.go"
+}
+
 # etcd: its own module so its dependency graph never fights Kubernetes'.
 if [[ ! -x "$BIN/etcd" ]]; then
-  d="$OUT/src/etcd"; mkdir -p "$d"
-  cat >"$d/go.mod" <<GOMOD
-module kubeoidc.dev/controlplane/etcd
-
-go 1.24
-
-require go.etcd.io/etcd/server/v3 $ETCD_VERSION
-GOMOD
-  cat >"$d/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "go.etcd.io/etcd/server/v3"
-GO
+  tool_module etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
   (cd "$d" && go mod tidy >/dev/null && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3)
   mv "$BIN/etcd.tmp" "$BIN/etcd"
   echo "build.sh: etcd $ETCD_VERSION built" >&2
@@ -62,21 +65,7 @@ fi
 
 # Helm, for the chart tests: its own module too.
 if [[ ! -x "$BIN/helm" ]]; then
-  d="$OUT/src/helm"; mkdir -p "$d"
-  cat >"$d/go.mod" <<GOMOD
-module kubeoidc.dev/controlplane/helm
-
-go 1.24
-
-require helm.sh/helm/v3 $HELM_VERSION
-GOMOD
-  cat >"$d/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "helm.sh/helm/v3/cmd/helm"
-GO
+  tool_module helm "helm.sh/helm/v3@$HELM_VERSION" helm.sh/helm/v3/cmd/helm
   (cd "$d" && go mod tidy >/dev/null && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$BIN/helm.tmp" helm.sh/helm/v3/cmd/helm)
   mv "$BIN/helm.tmp" "$BIN/helm"
   echo "build.sh: helm $HELM_VERSION built" >&2
@@ -84,21 +73,7 @@ fi
 
 # kubelogin (int128/kubelogin), the kubectl credential plugin of the kubectl login tests.
 if ! kubelogin_current; then
-  d="$OUT/src/kubelogin"; mkdir -p "$d"
-  cat >"$d/go.mod" <<GOMOD
-module kubeoidc.dev/controlplane/kubelogin
-
-go 1.24
-
-require github.com/int128/kubelogin $KUBELOGIN_VERSION
-GOMOD
-  cat >"$d/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/int128/kubelogin"
-GO
+  tool_module kubelogin "github.com/int128/kubelogin@$KUBELOGIN_VERSION" github.com/int128/kubelogin
   # The checksum database has no entry for this module: skip it for this module only.
   (cd "$d" && export GONOSUMDB=github.com/int128/kubelogin &&
     go mod tidy >/dev/null &&
@@ -119,27 +94,9 @@ fi
 # The Prometheus Operator's PrometheusRule and ServiceMonitor CRDs, generated from its API module
 # by controller-gen as upstream generates them.
 if [[ ! -f "$PROMETHEUS_CRDS/monitoring.coreos.com_prometheusrules.yaml" ]]; then
-  d="$OUT/src/prometheus-crds"; mkdir -p "$d"
-  cat >"$d/go.mod" <<GOMOD
-module kubeoidc.dev/controlplane/prometheuscrds
-
-go 1.24
-
-require (
-	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring $PROMETHEUS_OPERATOR_VERSION
-	sigs.k8s.io/controller-tools $CONTROLLER_TOOLS_VERSION
-)
-GOMOD
-  cat >"$d/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	_ "sigs.k8s.io/controller-tools/cmd/controller-gen"
-)
-GO
+  tool_module prometheus-crds \
+    "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring@$PROMETHEUS_OPERATOR_VERSION sigs.k8s.io/controller-tools@$CONTROLLER_TOOLS_VERSION" \
+    "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 sigs.k8s.io/controller-tools/cmd/controller-gen"
   rm -rf "$PROMETHEUS_CRDS.tmp"
   (cd "$d" && go mod tidy >/dev/null &&
     go build -trimpath -o "$d/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen &&
@@ -153,21 +110,7 @@ fi
 
 # promtool: checks the chart's alert rules and runs their unit tests.
 if ! promtool_current; then
-  d="$OUT/src/promtool"; mkdir -p "$d"
-  cat >"$d/go.mod" <<GOMOD
-module kubeoidc.dev/controlplane/promtool
-
-go 1.24
-
-require github.com/prometheus/prometheus $PROMETHEUS_VERSION
-GOMOD
-  cat >"$d/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/prometheus/prometheus/cmd/promtool"
-GO
+  tool_module promtool "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool
   (cd "$d" && go mod tidy >/dev/null &&
     go build -trimpath -ldflags "-s -w" -o "$BIN/promtool.tmp" github.com/prometheus/prometheus/cmd/promtool)
   mv "$BIN/promtool.tmp" "$BIN/promtool"
