@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema, core::Duration};
 use serde::{Deserialize, Serialize};
 
-use crate::signing_key::Algorithm;
+use crate::signing_key::{Algorithm, PublicJwk};
 
 /// An OpenID Connect relying party (OAuth 2.0 client) served by kube-oidc.
 ///
@@ -95,6 +95,21 @@ pub struct OidcClientSpec {
     #[x_kube(validation = crate::cel::uri_rules("backchannelLogoutUri")[2].clone())]
     pub backchannel_logout_uri: Option<String>,
 
+    /// The client's public keys, for `private_key_jwt` (RFC 7523): a JWK Set whose keys sign its
+    /// client assertions. Only public members are kept; use either this or jwksUri.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<ClientJwks>,
+
+    /// Where the client publishes its JWK Set, for `private_key_jwt`: fetched by the provider
+    /// (https; not a private or loopback address unless the platform allows it), cached, and
+    /// fetched again when an assertion names a key it does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = crate::cel::uri_rules("jwksUri")[0].clone())]
+    #[x_kube(validation = crate::cel::uri_rules("jwksUri")[1].clone())]
+    #[x_kube(validation = crate::cel::uri_rules("jwksUri")[2].clone())]
+    pub jwks_uri: Option<String>,
+
     /// OAuth 2.0 grant types the client may use at the token endpoint.
     #[serde(default = "default_grant_types")]
     #[schemars(length(min = 1, max = 8))]
@@ -126,6 +141,16 @@ pub struct OidcClientSpec {
     #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub default_scopes: Option<Vec<String>>,
+
+    /// User claims put in the ID token although an access token is issued with it. OpenID
+    /// Connect Core §5.4 returns the claims of the profile, email, address and phone scopes at
+    /// userinfo then; list them here for verifiers that read only the ID token, such as
+    /// kube-apiserver (`email` for a ClusterLogin's username). Only claims a granted scope
+    /// releases are put in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 256)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub id_token_claims: Vec<String>,
 
     /// When the consent page is shown: `always`, `once` per user (remembered), or `skip` for
     /// first-party applications.
@@ -322,6 +347,14 @@ pub enum TokenEndpointAuthMethod {
     None,
 }
 
+/// A client's public keys (RFC 7517 §5).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientJwks {
+    /// The keys; each names its `kid`.
+    #[schemars(length(min = 1, max = 16))]
+    pub keys: Vec<PublicJwk>,
+}
+
 /// Access token format.
 #[derive(
     schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
@@ -388,6 +421,14 @@ impl OidcClientSpec {
     /// PKCE is always required of public clients (RFC 9700 §2.1.1).
     pub fn require_pkce(&self) -> bool {
         self.type_ == ClientType::Public || self.require_pkce.unwrap_or(false)
+    }
+
+    /// Authenticates with a client secret (client_secret_basic or client_secret_post).
+    pub fn uses_secret(&self) -> bool {
+        matches!(
+            self.token_endpoint_auth_method(),
+            TokenEndpointAuthMethod::ClientSecretBasic | TokenEndpointAuthMethod::ClientSecretPost
+        )
     }
 
     /// The effective token endpoint authentication method.

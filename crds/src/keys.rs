@@ -163,63 +163,118 @@ pub struct MalformedJwk {
 /// key type requires (RFC 7518 §6, RFC 8037 §2), of the right length, and `kid` its RFC 7638
 /// thumbprint.
 pub fn check_public_jwk(jwk: &PublicJwk) -> Result<Algorithm, MalformedJwk> {
-    let fail = |why: String| MalformedJwk {
-        kid: jwk.kid.clone(),
-        why,
-    };
     let alg = jwk
         .alg
         .as_deref()
         .and_then(|a| serde_json::from_value::<Algorithm>(a.into()).ok())
-        .ok_or_else(|| fail(format!("unknown or missing alg {:?}", jwk.alg)))?;
-    let member = |name: &str, value: &Option<String>, len: Option<usize>| {
-        let bytes = value
-            .as_deref()
-            .ok_or_else(|| fail(format!("member {name} is missing")))
-            .and_then(|v| {
-                B64.decode(v)
-                    .map_err(|_| fail(format!("member {name} is not base64url")))
-            })?;
-        match len {
-            Some(len) if bytes.len() != len => Err(fail(format!(
-                "member {name} has {} bytes, not {len}",
-                bytes.len()
-            ))),
-            _ if bytes.is_empty() => Err(fail(format!("member {name} is empty"))),
-            _ => Ok(()),
-        }
-    };
+        .ok_or_else(|| malformed(jwk, format!("unknown or missing alg {:?}", jwk.alg)))?;
     let expected = match alg {
         Algorithm::RS256 | Algorithm::PS256 => ("RSA", None),
         Algorithm::ES256 => ("EC", Some("P-256")),
         Algorithm::EdDSA => ("OKP", Some("Ed25519")),
     };
     if jwk.kty != expected.0 || jwk.crv.as_deref() != expected.1 {
-        return Err(fail(format!(
-            "kty {:?} crv {:?} do not fit alg {}",
-            jwk.kty,
-            jwk.crv,
-            alg.as_str()
-        )));
+        return Err(malformed(
+            jwk,
+            format!(
+                "kty {:?} crv {:?} do not fit alg {}",
+                jwk.kty,
+                jwk.crv,
+                alg.as_str()
+            ),
+        ));
     }
-    match alg {
-        Algorithm::RS256 | Algorithm::PS256 => {
+    check_key_members(jwk)?;
+    if thumbprint(jwk) != jwk.kid {
+        return Err(malformed(
+            jwk,
+            "kid is not the key's RFC 7638 thumbprint".into(),
+        ));
+    }
+    Ok(alg)
+}
+
+/// The JWS algorithms a client's public key may sign client assertions with (RFC 7523): by its
+/// key type and curve, narrowed to its `alg` when it names one. Checks the key like
+/// [`check_public_jwk`], except that `alg` is optional and `kid` any non-empty name.
+pub fn client_key_algorithms(jwk: &PublicJwk) -> Result<Vec<&'static str>, MalformedJwk> {
+    if jwk.kid.is_empty() {
+        return Err(malformed(jwk, "kid is missing".into()));
+    }
+    let family: &[&'static str] = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+        ("RSA", None) => &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
+        ("EC", Some("P-256")) => &["ES256"],
+        ("EC", Some("P-384")) => &["ES384"],
+        ("OKP", Some("Ed25519")) => &["EdDSA"],
+        (kty, crv) => {
+            return Err(malformed(
+                jwk,
+                format!(
+                    "kty {kty:?} with crv {crv:?} is not supported: use RSA, EC P-256 or P-384, or OKP Ed25519"
+                ),
+            ));
+        }
+    };
+    check_key_members(jwk)?;
+    match jwk.alg.as_deref() {
+        None => Ok(family.to_vec()),
+        Some(alg) => family
+            .iter()
+            .find(|a| **a == alg)
+            .map(|a| vec![*a])
+            .ok_or_else(|| malformed(jwk, format!("alg {alg} does not fit kty {}", jwk.kty))),
+    }
+}
+
+fn malformed(jwk: &PublicJwk, why: String) -> MalformedJwk {
+    MalformedJwk {
+        kid: jwk.kid.clone(),
+        why,
+    }
+}
+
+/// Every member the key's type requires (RFC 7518 §6, RFC 8037 §2), base64url, of the right
+/// length; RSA moduli of at least 2048 bits.
+fn check_key_members(jwk: &PublicJwk) -> Result<(), MalformedJwk> {
+    let member = |name: &str, value: &Option<String>, len: Option<usize>| {
+        let bytes = value
+            .as_deref()
+            .ok_or_else(|| malformed(jwk, format!("member {name} is missing")))
+            .and_then(|v| {
+                B64.decode(v)
+                    .map_err(|_| malformed(jwk, format!("member {name} is not base64url")))
+            })?;
+        match len {
+            Some(len) if bytes.len() != len => Err(malformed(
+                jwk,
+                format!("member {name} has {} bytes, not {len}", bytes.len()),
+            )),
+            _ if bytes.is_empty() => Err(malformed(jwk, format!("member {name} is empty"))),
+            _ => Ok(()),
+        }
+    };
+    match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+        ("RSA", _) => {
             member("n", &jwk.n, None)?;
             member("e", &jwk.e, None)?;
             if rsa_modulus_bits(jwk).is_none_or(|bits| bits < 2048) {
-                return Err(fail("the RSA modulus is shorter than 2048 bits".into()));
+                return Err(malformed(
+                    jwk,
+                    "the RSA modulus is shorter than 2048 bits".into(),
+                ));
             }
+            Ok(())
         }
-        Algorithm::ES256 => {
+        ("EC", Some("P-384")) => {
+            member("x", &jwk.x, Some(48))?;
+            member("y", &jwk.y, Some(48))
+        }
+        ("EC", _) => {
             member("x", &jwk.x, Some(32))?;
-            member("y", &jwk.y, Some(32))?;
+            member("y", &jwk.y, Some(32))
         }
-        Algorithm::EdDSA => member("x", &jwk.x, Some(32))?,
+        _ => member("x", &jwk.x, Some(32)),
     }
-    if thumbprint(jwk) != jwk.kid {
-        return Err(fail("kid is not the key's RFC 7638 thumbprint".into()));
-    }
-    Ok(alg)
 }
 
 /// RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order,

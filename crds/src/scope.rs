@@ -107,6 +107,10 @@ pub struct BuiltinScope {
 }
 
 /// The built-in scopes.
+/// The scopes whose claims OpenID Connect Core §5.4 returns at userinfo, not in the ID token,
+/// when an access token is issued too.
+pub const USERINFO_SCOPES: [&str; 4] = ["profile", "email", "address", "phone"];
+
 pub const BUILTIN_SCOPES: &[BuiltinScope] = &[
     BuiltinScope {
         name: "openid",

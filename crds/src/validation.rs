@@ -135,6 +135,56 @@ fn duplicates<T: Eq + std::hash::Hash>(items: &[T]) -> Option<&T> {
     items.iter().find(|i| !seen.insert(*i))
 }
 
+/// `private_key_jwt` needs the client's public keys (jwks or jwksUri, one of them), and only
+/// `private_key_jwt` uses them.
+fn client_key_problems(
+    spec: &crate::OidcClientSpec,
+    method: TokenEndpointAuthMethod,
+) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    let keys = spec.jwks.is_some() as u8 + spec.jwks_uri.is_some() as u8;
+    if method == TokenEndpointAuthMethod::PrivateKeyJwt && keys != 1 {
+        out.push(invalid(
+            "spec.jwks",
+            Reason::InvalidAuthMethod,
+            "private_key_jwt needs the client's public keys: set jwks (a JWK Set) or jwksUri, one of them",
+        ));
+    }
+    if method != TokenEndpointAuthMethod::PrivateKeyJwt && keys > 0 {
+        out.push(invalid(
+            "spec.jwks",
+            Reason::InvalidAuthMethod,
+            "jwks and jwksUri are used only by tokenEndpointAuthMethod private_key_jwt: remove them or set that method",
+        ));
+    }
+    if let Some(uri) = &spec.jwks_uri
+        && let Err(message) = validate_redirect_uri(uri)
+    {
+        out.push(invalid("spec.jwksUri", Reason::InvalidAuthMethod, message));
+    }
+    if let Some(jwks) = &spec.jwks {
+        let mut kids = Vec::new();
+        for (i, jwk) in jwks.keys.iter().enumerate() {
+            if let Err(e) = crate::keys::client_key_algorithms(jwk) {
+                out.push(invalid(
+                    format!("spec.jwks.keys[{i}]"),
+                    Reason::InvalidAuthMethod,
+                    e.to_string(),
+                ));
+            }
+            kids.push(&jwk.kid);
+        }
+        if let Some(dup) = duplicates(&kids) {
+            out.push(invalid(
+                "spec.jwks.keys",
+                Reason::InvalidAuthMethod,
+                format!("kid {dup:?} is used by two keys"),
+            ));
+        }
+    }
+    out
+}
+
 /// Every problem with an OidcClient that can be seen without looking at other objects.
 pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
     let spec = &client.spec;
@@ -163,15 +213,7 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
         )),
         _ => {}
     }
-    if method == TokenEndpointAuthMethod::PrivateKeyJwt {
-        // Served only once the provider verifies client assertions (RFC 7523); until then a
-        // client registered for it must never be let in with a secret instead.
-        out.push(invalid(
-            "spec.tokenEndpointAuthMethod",
-            Reason::UnsupportedAuthMethod,
-            "private_key_jwt is not served by this kube-oidc release: use client_secret_basic or client_secret_post",
-        ));
-    }
+    out.extend(client_key_problems(spec, method));
     if spec.type_ == ClientType::Public && spec.require_pkce == Some(false) {
         out.push(invalid(
             "spec.requirePkce",
@@ -461,13 +503,45 @@ mod tests {
     }
 
     #[test]
-    fn private_key_jwt_is_not_served_so_never_ready() {
-        let problems = validate_client(&client(
-            "  grantTypes: [client_credentials]\n  tokenEndpointAuthMethod: private_key_jwt\n",
+    fn private_key_jwt_needs_one_source_of_valid_public_keys() {
+        let reasons = |extra: &str| {
+            validate_client(&client(&format!(
+                "  grantTypes: [client_credentials]\n  tokenEndpointAuthMethod: private_key_jwt\n{extra}"
+            )))
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+        };
+        assert!(reasons("")[0].contains("set jwks (a JWK Set) or jwksUri"));
+        let key = crate::keys::generate(crate::Algorithm::ES256, 2048)
+            .unwrap()
+            .jwk;
+        let jwks = serde_json::json!({"keys": [key]}).to_string();
+        assert_eq!(reasons(&format!("  jwks: {jwks}\n")), Vec::<String>::new());
+        assert_eq!(
+            reasons("  jwksUri: https://app.example/jwks\n"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            reasons(&format!(
+                "  jwks: {jwks}\n  jwksUri: https://app.example/jwks\n"
+            ))
+            .len(),
+            1
+        );
+        assert!(reasons("  jwksUri: http://app.example/jwks\n")[0].contains("https"));
+        // A truncated key, and keys where no private_key_jwt uses them.
+        let mut short = key.clone();
+        short.x = Some("AAAA".into());
+        let p = reasons(&format!(
+            "  jwks: {}\n",
+            serde_json::json!({"keys": [short]})
         ));
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].reason, Reason::UnsupportedAuthMethod);
-        assert!(problems[0].message.contains("client_secret_basic"));
+        assert!(p[0].contains("member x has 3 bytes"), "{p:?}");
+        let p = validate_client(&client(&format!(
+            "  grantTypes: [client_credentials]\n  jwks: {jwks}\n"
+        )));
+        assert!(p[0].message.contains("used only by"), "{p:?}");
     }
 
     #[test]

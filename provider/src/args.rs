@@ -127,9 +127,15 @@ pub struct Args {
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_QUOTA", default_value_t = 100)]
     pub registration_quota: usize,
 
-    /// Accept registration metadata URLs on private and loopback addresses.
+    /// Accept registration metadata URLs on private and loopback addresses, and fetch clients'
+    /// jwksUri from them.
     #[arg(long, env = "KUBE_OIDC_REGISTRATION_ALLOW_PRIVATE_URLS")]
     pub registration_allow_private_urls: bool,
+
+    /// PEM CA certificates the provider's own requests trust besides the public roots:
+    /// back-channel logout and clients' jwksUri on a private CA.
+    #[arg(long, env = "KUBE_OIDC_OUTBOUND_CA")]
+    pub outbound_ca: Option<std::path::PathBuf>,
 
     /// The product name on the pages (header and title).
     #[arg(long, env = "KUBE_OIDC_BRAND_NAME")]

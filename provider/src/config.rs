@@ -11,6 +11,7 @@ use crds::{
 use serde_json::json;
 
 use crate::{
+    protocol::client_assertion::KeySet,
     signing::{Signer, Verifier},
     users::Users,
 };
@@ -23,6 +24,9 @@ pub struct ClientConfig {
     pub public: bool,
     /// The one way it authenticates at the token endpoint family (`none` for public clients).
     pub auth_method: TokenEndpointAuthMethod,
+    /// Its public keys (private_key_jwt): inline, or where to fetch them.
+    pub jwks: Option<Arc<KeySet>>,
+    pub jwks_uri: Option<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
@@ -30,6 +34,8 @@ pub struct ClientConfig {
     pub require_pkce: bool,
     pub scopes: Vec<String>,
     pub default_scopes: Vec<String>,
+    /// Userinfo-only claims (OpenID Connect Core §5.4) put in its ID tokens all the same.
+    pub id_token_claims: Vec<String>,
     pub consent: ConsentPolicy,
     pub access_token_format: AccessTokenFormat,
     pub alg: Algorithm,
@@ -54,6 +60,8 @@ impl ClientConfig {
             name: s.display_name.clone().unwrap_or_else(|| c.client_id()),
             public: s.type_ == crds::ClientType::Public,
             auth_method: s.token_endpoint_auth_method(),
+            jwks: s.jwks.as_ref().map(|j| Arc::new(KeySet::of(&j.keys))),
+            jwks_uri: s.jwks_uri.clone(),
             redirect_uris: s.redirect_uris.clone(),
             post_logout_redirect_uris: s.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: s.backchannel_logout_uri.clone(),
@@ -61,6 +69,7 @@ impl ClientConfig {
             require_pkce: s.require_pkce(),
             scopes: s.scopes.clone(),
             default_scopes: s.default_scopes().to_vec(),
+            id_token_claims: s.id_token_claims.clone(),
             consent: s.consent,
             access_token_format: s.access_token_format,
             alg: s.signing_algorithm,
@@ -100,6 +109,9 @@ impl ClientConfig {
 pub struct ScopeConfig {
     pub description: String,
     pub claims: Vec<String>,
+    /// A scope of OpenID Connect Core §5.4: its claims go to userinfo, and into the ID token only
+    /// when no access token is issued, the `claims` parameter asks, or the client lists them.
+    pub userinfo_only: bool,
     pub audience: Option<String>,
 }
 
@@ -214,6 +226,7 @@ fn scope_configs(oidc_scopes: &[OidcScope]) -> HashMap<String, ScopeConfig> {
                 ScopeConfig {
                     description: s.description.into(),
                     claims: s.claims.iter().map(|c| c.to_string()).collect(),
+                    userinfo_only: crds::scope::USERINFO_SCOPES.contains(&s.name),
                     audience: None,
                 },
             )
@@ -224,6 +237,7 @@ fn scope_configs(oidc_scopes: &[OidcScope]) -> HashMap<String, ScopeConfig> {
         let entry = scopes.entry(name.clone()).or_insert_with(|| ScopeConfig {
             description: String::new(),
             claims: Vec::new(),
+            userinfo_only: false,
             audience: None,
         });
         if !s.spec.description.is_empty() {
@@ -317,6 +331,7 @@ fn discovery(
             "exp",
             "iat",
             "auth_time",
+            "acr",
             "nonce",
             "at_hash",
             "azp",
@@ -338,11 +353,13 @@ fn discovery(
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": ["none"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::ASSERTION_ALGORITHMS,
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": scope_names,
         "claims_supported": claims,
         "claim_types_supported": ["normal"],
+        "acr_values_supported": [crate::protocol::token::issuance::ACR_PASSWORD],
         "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
@@ -352,9 +369,11 @@ fn discovery(
         "authorization_response_iss_parameter_supported": true,
         "device_authorization_endpoint": e("/device_authorization"),
         "introspection_endpoint": e("/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::ASSERTION_ALGORITHMS,
         "revocation_endpoint": e("/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::ASSERTION_ALGORITHMS,
         "end_session_endpoint": e("/end_session"),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,

@@ -102,17 +102,18 @@ pub async fn run(args: Args) -> Result<(), StartupError> {
     };
     let metrics = Arc::new(metrics::Metrics::with_store_errors(store.errors()));
     let registration = watch_or_load(&args, &issuer, &view, &metrics, &store, policy).await?;
+    let outbound = outbound_http(&args)?;
     let state = Arc::new(http::AppState {
         view,
         store,
         metrics,
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| StartupError::Tls(e.to_string()))?,
+        http: outbound.clone(),
         registration,
         settings: protocol::Settings {
+            client_keys: Arc::new(protocol::client_assertion::RemoteKeys::new(
+                outbound,
+                args.registration_allow_private_urls,
+            )),
             refresh_reuse_interval: args.refresh_reuse_interval,
             passwords: Arc::new(protocol::login::PasswordBudget::new(
                 args.password_hash_memory.max(1),
@@ -327,3 +328,26 @@ fn tls_config(
 mod http_tests;
 #[cfg(test)]
 mod test_support;
+
+/// The client of the provider's own requests (back-channel logout, clients' jwksUri): 5 s, no
+/// redirects, the public roots and the CAs of `--outbound-ca`.
+fn outbound_http(args: &Args) -> Result<reqwest::Client, StartupError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &args.outbound_ca {
+        let fail =
+            |e: String| StartupError::Flags(format!("--outbound-ca {}: {e}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(fail("no PEM certificate in it".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| StartupError::Tls(e.to_string()))
+}

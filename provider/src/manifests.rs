@@ -249,7 +249,7 @@ impl Manifests {
             let name = c.metadata.name.clone().unwrap_or_default();
             let mut problems = self.client_problems(c, &mut ids);
             // In a cluster the operator generates it; here it comes with the folder.
-            if c.spec.type_ == crds::ClientType::Confidential
+            if c.spec.uses_secret()
                 && self
                     .secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET)
                     .is_none()
@@ -276,7 +276,7 @@ impl Manifests {
     fn served(&self, c: &OidcClient, secret: Option<&str>) -> ClientConfig {
         let max_session = self.governing(c).and_then(|g| g.max_session());
         let hashes = secret
-            .filter(|_| c.spec.type_ == crds::ClientType::Confidential)
+            .filter(|_| c.spec.uses_secret())
             .map(|secret| vec![crds::secret::hash_secret(secret)])
             .unwrap_or_default();
         ClientConfig::from_resource(c, hashes).with_max_session(max_session)

@@ -137,6 +137,18 @@ fn jwt_alg(alg: &str) -> Option<jsonwebtoken::Algorithm> {
     })
 }
 
+/// The verification key of a public JWK (RSA, EC or OKP).
+pub fn decoding_key(jwk: &PublicJwk) -> Option<jsonwebtoken::DecodingKey> {
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    match jwk.kty.as_str() {
+        "RSA" => jsonwebtoken::DecodingKey::from_rsa_components(&s(&jwk.n), &s(&jwk.e)),
+        "EC" => jsonwebtoken::DecodingKey::from_ec_components(&s(&jwk.x), &s(&jwk.y)),
+        "OKP" => jsonwebtoken::DecodingKey::from_ed_components(&s(&jwk.x)),
+        _ => return None,
+    }
+    .ok()
+}
+
 impl Verifier {
     pub fn new<'a>(jwks: impl IntoIterator<Item = &'a PublicJwk>) -> Self {
         let mut keys = HashMap::new();
@@ -144,21 +156,8 @@ impl Verifier {
             let Some(alg) = jwk.alg.as_deref().and_then(jwt_alg) else {
                 continue;
             };
-            let key = match jwk.kty.as_str() {
-                "RSA" => jsonwebtoken::DecodingKey::from_rsa_components(
-                    jwk.n.as_deref().unwrap_or_default(),
-                    jwk.e.as_deref().unwrap_or_default(),
-                ),
-                "EC" => jsonwebtoken::DecodingKey::from_ec_components(
-                    jwk.x.as_deref().unwrap_or_default(),
-                    jwk.y.as_deref().unwrap_or_default(),
-                ),
-                "OKP" => jsonwebtoken::DecodingKey::from_ed_components(
-                    jwk.x.as_deref().unwrap_or_default(),
-                ),
-                _ => continue,
-            };
-            if let Ok(key) = key {
+            let key = decoding_key(jwk);
+            if let Some(key) = key {
                 keys.insert(jwk.kid.clone(), (key, alg));
             }
         }

@@ -159,6 +159,27 @@ fn requested_scopes(i: &Inputs<'_>) -> Result<Vec<String>, Problem> {
         if !out.contains(scope) {
             out.push(scope.clone());
         }
+        if crds::scope::USERINFO_SCOPES.contains(&scope.as_str()) {
+            // kube-apiserver reads only the ID token (OpenID Connect Core §5.4).
+            let mut needed = vec![mapping.claim.as_str()];
+            if mapping.claim == "email" && field == "username" {
+                needed.push("email_verified");
+            }
+            let missing: Vec<&str> = needed
+                .into_iter()
+                .filter(|c| !spec.id_token_claims.iter().any(|l| l == c))
+                .collect();
+            if !missing.is_empty() {
+                return Err(Problem::new(
+                    "ClaimNotInIdToken",
+                    format!(
+                        "the API server reads spec.{field}'s claim {} from the ID token, which carries the claims of the {scope} scope only when the client lists them (OpenID Connect Core §5.4); add {} to OidcClient {name}'s spec.idTokenClaims",
+                        mapping.claim,
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
     }
     if spec.grant_types.contains(&GrantType::RefreshToken)
         && spec.scopes.iter().any(|s| s == "offline_access")
@@ -332,6 +353,7 @@ spec:
   redirectUris: [http://localhost:8000/callback, https://app.example/cb]
   grantTypes: [authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:device_code]
   scopes: [openid, email, groups, offline_access]
+  idTokenClaims: [email, email_verified]
 ",
         )
     }
@@ -420,6 +442,16 @@ spec:
         let p = rendered(&no_groups, "https://x").unwrap_err();
         assert_eq!(p.reason, "ClaimNotReleased");
         assert!(p.message.contains("groups"), "{}", p.message);
+        // The username's email is a userinfo claim unless the client lists it (§5.4).
+        let mut userinfo_email = kubectl();
+        userinfo_email.spec.id_token_claims = vec!["email".into()];
+        let p = rendered(&userinfo_email, "https://x").unwrap_err();
+        assert_eq!(p.reason, "ClaimNotInIdToken");
+        assert!(
+            p.message.contains("add email_verified to OidcClient"),
+            "{}",
+            p.message
+        );
         let mut no_flow = kubectl();
         no_flow.spec.grant_types = vec![crds::GrantType::AuthorizationCode];
         no_flow.spec.redirect_uris = vec!["https://app.example/cb".into()];

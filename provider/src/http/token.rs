@@ -63,7 +63,8 @@ pub async fn for_client<T>(
             "too many failed authentications from this address; try again later".into(),
         ));
     }
-    let authenticated = client_auth::authenticate(&view, basic, &params);
+    let ctx = s.context(&view);
+    let authenticated = client_auth::authenticate(&ctx, basic, &params).await;
     if let Err(OAuthError::InvalidClient(reason)) = &authenticated {
         tracing::warn!(
             client_id = attempt.client_id.as_deref().unwrap_or("-"),
@@ -78,7 +79,7 @@ pub async fn for_client<T>(
         }
     }
     let client = authenticated?;
-    call(&s.context(&view), &client, &params).await
+    call(&ctx, &client, &params).await
 }
 
 pub async fn token(

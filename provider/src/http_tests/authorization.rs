@@ -331,8 +331,10 @@ async fn complete_tokens(h: &Harness, code: &str) -> (String, Value) {
     assert_eq!(id["aud"], "web");
     assert_eq!(id["azp"], "web");
     assert_eq!(id["nonce"], "n-0S6");
-    assert_eq!(id["email"], "alice@example.com");
+    // OpenID Connect Core §5.4: with an access token, scope claims are for userinfo.
+    assert!(id.get("email").is_none(), "email belongs to userinfo: {id}");
     assert!(id.get("groups").is_none(), "groups not granted");
+    assert_eq!(id["acr"], crate::protocol::token::issuance::ACR_PASSWORD);
     assert!(id["exp"].as_u64().unwrap() > id["iat"].as_u64().unwrap());
     assert!(id["auth_time"].as_u64().is_some());
     let access = t["access_token"].as_str().unwrap();

@@ -272,7 +272,7 @@ fn build(
             {
                 hashes.push(prev.hash.clone());
             }
-            if c.spec.type_ == crds::ClientType::Confidential && hashes.is_empty() {
+            if c.spec.uses_secret() && hashes.is_empty() {
                 return None;
             }
             // The policy as it is now, even when the operator is not running to say so.

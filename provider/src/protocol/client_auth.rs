@@ -1,12 +1,13 @@
 //! Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3):
-//! `client_secret_basic`, `client_secret_post`, and public clients by `client_id` alone.
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523), and public clients
+//! by `client_id` alone.
 
 use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::STANDARD as B64STD};
 
-use super::{OAuthError, params::Params};
-use crate::config::{ClientConfig, View};
+use super::{Context, OAuthError, client_assertion, params::Params};
+use crate::config::ClientConfig;
 use crds::TokenEndpointAuthMethod;
 
 fn malformed() -> OAuthError {
@@ -54,6 +55,14 @@ impl Attempt {
             None if params.contains_key("client_secret") => {
                 (params.get("client_id").cloned(), "client_secret_post")
             }
+            None if params.contains_key("client_assertion") => (
+                params.get("client_id").cloned().or_else(|| {
+                    params
+                        .get("client_assertion")
+                        .and_then(|a| client_assertion::claimed_subject(a))
+                }),
+                "private_key_jwt",
+            ),
             None => (params.get("client_id").cloned(), "none"),
         };
         Self { client_id, method }
@@ -63,11 +72,15 @@ impl Attempt {
 /// The client a request authenticates as. `basic` is the credentials part of an
 /// `Authorization: Basic` header, if one was sent. A confidential client authenticates only with
 /// the method it is registered with.
-pub fn authenticate(
-    view: &View,
+pub async fn authenticate(
+    ctx: &Context<'_>,
     basic: Option<&str>,
     params: &Params,
 ) -> Result<Arc<ClientConfig>, OAuthError> {
+    if params.contains_key("client_assertion") || params.contains_key("client_assertion_type") {
+        return by_assertion(ctx, basic, params).await;
+    }
+    let view = ctx.view;
     let used = if basic.is_some() {
         TokenEndpointAuthMethod::ClientSecretBasic
     } else {
@@ -110,6 +123,55 @@ pub fn authenticate(
         Some(secret) if client.verify_secret(&secret) => Ok(client),
         _ => Err(unknown()),
     }
+}
+
+/// `private_key_jwt`: the client named by `client_id` or by the assertion's `sub`, registered
+/// for that method, and an assertion it signed.
+async fn by_assertion(
+    ctx: &Context<'_>,
+    basic: Option<&str>,
+    params: &Params,
+) -> Result<Arc<ClientConfig>, OAuthError> {
+    if basic.is_some() || params.contains_key("client_secret") {
+        return Err(OAuthError::InvalidRequest(
+            "use one client authentication method".into(),
+        ));
+    }
+    if params.get("client_assertion_type").map(String::as_str) != Some(client_assertion::JWT_BEARER)
+    {
+        return Err(OAuthError::InvalidClient(format!(
+            "client_assertion_type must be {}",
+            client_assertion::JWT_BEARER
+        )));
+    }
+    let assertion = params
+        .get("client_assertion")
+        .ok_or_else(|| OAuthError::InvalidRequest("client_assertion is missing".into()))?;
+    let sub = client_assertion::claimed_subject(assertion);
+    let id = match (params.get("client_id"), &sub) {
+        (Some(id), Some(sub)) if id != sub => {
+            return Err(OAuthError::InvalidClient(
+                "client_id does not match the assertion's sub".into(),
+            ));
+        }
+        (Some(id), _) => id.clone(),
+        (None, Some(sub)) => sub.clone(),
+        (None, None) => {
+            return Err(OAuthError::InvalidClient(
+                "the client assertion names no client (sub)".into(),
+            ));
+        }
+    };
+    let unknown = || OAuthError::InvalidClient("unknown client or wrong credentials".into());
+    let client = ctx.view.client(&id).ok_or_else(unknown)?;
+    if client.auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
+        return Err(OAuthError::InvalidClient(format!(
+            "this client authenticates with {}",
+            method_name(client.auth_method)
+        )));
+    }
+    client_assertion::verify(ctx, &client, assertion).await?;
+    Ok(client)
 }
 
 /// The registered name of a method (RFC 7591 §2).

@@ -4,6 +4,7 @@
 pub mod access_token;
 pub mod authorize;
 pub mod claims;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod consent;
 pub mod device;
@@ -43,6 +44,8 @@ pub struct Settings {
     pub refresh_reuse_interval: u64,
     /// The memory password checks may take at once.
     pub passwords: std::sync::Arc<login::PasswordBudget>,
+    /// Clients' JWK Sets fetched from their jwksUri (private_key_jwt).
+    pub client_keys: std::sync::Arc<client_assertion::RemoteKeys>,
 }
 
 /// The system clock in seconds since the epoch: what the HTTP layer passes as [`Context::now`].

@@ -86,18 +86,17 @@ fn is_private(ip: IpAddr) -> bool {
 
 /// Refuses metadata URLs that point at private or loopback addresses (SSRF): checked on the
 /// literal address and on every address the name resolves to.
-async fn check_url(field: &str, value: &str, allow_private: bool) -> Result<(), OAuthError> {
-    let url =
-        url::Url::parse(value).map_err(|_| invalid_metadata(format!("{field} is not a URL")))?;
+pub async fn check_url(field: &str, value: &str, allow_private: bool) -> Result<(), String> {
+    let url = url::Url::parse(value).map_err(|_| format!("{field} is not a URL"))?;
     if !matches!(url.scheme(), "https" | "http") {
-        return Err(invalid_metadata(format!("{field} must be an http(s) URL")));
+        return Err(format!("{field} must be an http(s) URL"));
     }
     if allow_private {
         return Ok(());
     }
     let host = url
         .host_str()
-        .ok_or_else(|| invalid_metadata(format!("{field} has no host")))?
+        .ok_or_else(|| format!("{field} has no host"))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
@@ -115,14 +114,12 @@ async fn check_url(field: &str, value: &str, allow_private: bool) -> Result<(), 
         .unwrap_or_default(),
     };
     if addrs.is_empty() {
-        return Err(invalid_metadata(format!(
-            "{field}: the host {host} cannot be resolved"
-        )));
+        return Err(format!("{field}: the host {host} cannot be resolved"));
     }
     if addrs.into_iter().any(is_private) {
-        return Err(invalid_metadata(format!(
+        return Err(format!(
             "{field} points at a private or loopback address, which is not allowed"
-        )));
+        ));
     }
     Ok(())
 }
@@ -158,26 +155,30 @@ pub async fn spec_from_metadata(
     if !m.is_object() {
         return Err(invalid_metadata("the body must be a JSON object"));
     }
-    for field in ["jwks_uri", "sector_identifier_uri"] {
-        if let Some(u) = string(m, field)? {
-            check_url(field, &u, settings.allow_private_urls).await?;
-            return Err(invalid_metadata(format!("{field} is not supported")));
-        }
+    if let Some(u) = string(m, "sector_identifier_uri")? {
+        check_url("sector_identifier_uri", &u, settings.allow_private_urls)
+            .await
+            .map_err(invalid_metadata)?;
+        return Err(invalid_metadata("sector_identifier_uri is not supported"));
     }
-    if m.get("jwks").is_some() {
-        return Err(invalid_metadata(
-            "jwks is not supported (private_key_jwt is not available)",
-        ));
-    }
-    for field in ["logo_uri", "client_uri", "policy_uri", "tos_uri"] {
+    for field in [
+        "logo_uri",
+        "client_uri",
+        "policy_uri",
+        "tos_uri",
+        "jwks_uri",
+    ] {
         if let Some(u) = string(m, field)? {
-            check_url(field, &u, settings.allow_private_urls).await?;
+            check_url(field, &u, settings.allow_private_urls)
+                .await
+                .map_err(invalid_metadata)?;
         }
     }
     let auth = match string(m, "token_endpoint_auth_method")?.as_deref() {
         None | Some("client_secret_basic") => TokenEndpointAuthMethod::ClientSecretBasic,
         Some("client_secret_post") => TokenEndpointAuthMethod::ClientSecretPost,
         Some("none") => TokenEndpointAuthMethod::None,
+        Some("private_key_jwt") => TokenEndpointAuthMethod::PrivateKeyJwt,
         Some(other) => {
             return Err(invalid_metadata(format!(
                 "token_endpoint_auth_method {other} is not supported"
@@ -215,18 +216,58 @@ pub async fn spec_from_metadata(
         ClientType::Confidential
     };
     spec.token_endpoint_auth_method = Some(auth);
+    spec.jwks = client_jwks(m)?;
+    spec.jwks_uri = string(m, "jwks_uri")?;
+    if let Some(alg) = string(m, "token_endpoint_auth_signing_alg")?
+        && !ASSERTION_ALGORITHMS.contains(&alg.as_str())
+    {
+        return Err(invalid_metadata(format!(
+            "token_endpoint_auth_signing_alg {alg} is not supported"
+        )));
+    }
     spec.redirect_uris = strings(m, "redirect_uris")?.unwrap_or_default();
     spec.post_logout_redirect_uris = strings(m, "post_logout_redirect_uris")?.unwrap_or_default();
     spec.backchannel_logout_uri = string(m, "backchannel_logout_uri")?;
     if let Some(u) = &spec.backchannel_logout_uri {
         // The provider will POST to it: the same SSRF rule.
-        check_url("backchannel_logout_uri", u, settings.allow_private_urls).await?;
+        check_url("backchannel_logout_uri", u, settings.allow_private_urls)
+            .await
+            .map_err(invalid_metadata)?;
     }
     spec.grant_types = grant_types;
     spec.response_types = vec![ResponseType::Code];
     spec.scopes = scopes;
     spec.consent = settings.consent;
     Ok(spec)
+}
+
+/// The algorithms client assertions may be signed with (discovery's
+/// `token_endpoint_auth_signing_alg_values_supported`).
+pub const ASSERTION_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// The `jwks` member: public keys only. A private key sent here is refused, not stored.
+fn client_jwks(m: &Value) -> Result<Option<crds::client::ClientJwks>, OAuthError> {
+    let Some(jwks) = m.get("jwks").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid_metadata("jwks must be a JWK Set: an object with keys"))?;
+    const PRIVATE: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+    if keys
+        .iter()
+        .any(|k| PRIVATE.iter().any(|member| k.get(member).is_some()))
+    {
+        return Err(invalid_metadata(
+            "jwks holds private key material; register the public keys only",
+        ));
+    }
+    serde_json::from_value(jwks.clone())
+        .map(Some)
+        .map_err(|e| invalid_metadata(format!("jwks: {e}")))
 }
 
 pub fn validate(client: &OidcClient) -> Result<(), OAuthError> {
@@ -270,10 +311,19 @@ pub fn metadata(
     if let Some(b) = &s.backchannel_logout_uri {
         out["backchannel_logout_uri"] = json!(b);
     }
+    if let Some(jwks) = &s.jwks {
+        out["jwks"] = json!(jwks);
+    }
+    if let Some(uri) = &s.jwks_uri {
+        out["jwks_uri"] = json!(uri);
+    }
     if let Some(created) = &client.metadata.creation_timestamp {
         out["client_id_issued_at"] = json!(created.0.as_second());
     }
-    if let Some(secret) = secret {
+    // A private_key_jwt client never authenticates with a secret: none is handed out.
+    if let Some(secret) =
+        secret.filter(|_| s.token_endpoint_auth_method() != TokenEndpointAuthMethod::PrivateKeyJwt)
+    {
         out["client_secret"] = json!(secret);
         out["client_secret_expires_at"] = json!(0);
     }

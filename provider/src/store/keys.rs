@@ -47,6 +47,8 @@ pub enum Key<'a> {
     InteractionStarts(&'a str),
     /// Clients registered in standalone mode (a map by client ID, kept until deleted).
     RegisteredClients,
+    /// A client assertion's `jti`, until the assertion expires (replay, RFC 7523 §3).
+    ClientAssertion { client_id: &'a str, jti: &'a str },
 }
 
 impl Key<'_> {
@@ -75,6 +77,9 @@ impl Key<'_> {
             Key::Registrations(ip) => format!("throttle:register:{ip}"),
             Key::InteractionStarts(ip) => format!("throttle:starts:{ip}"),
             Key::RegisteredClients => "registered-clients".into(),
+            Key::ClientAssertion { client_id, jti } => {
+                hash_token("assertion", &format!("{client_id}\n{jti}"))
+            }
         }
     }
 }

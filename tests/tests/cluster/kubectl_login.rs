@@ -59,6 +59,7 @@ spec:
   redirectUris: [http://127.0.0.1:{callback_port}/callback]
   grantTypes: [authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:device_code]
   scopes: [openid, email, groups, offline_access]
+  idTokenClaims: [email, email_verified]
   consent: once
 ---
 apiVersion: kubeoidc.dev/v1alpha1
@@ -598,6 +599,7 @@ spec:
   type: public
   grantTypes: [urn:ietf:params:oauth:grant-type:device_code]
   scopes: [openid, email, groups]
+  idTokenClaims: [email, email_verified]
 "
         ),
     );

@@ -190,7 +190,7 @@ async fn standalone_registration_signs_in_reads_and_updates_itself() {
         .await
         .unwrap();
     let id = crate::provider::verify(&base, t["id_token"].as_str().unwrap(), &client_id).await;
-    assert_eq!(id["email"], "alice@example.com");
+    assert_eq!(id["aud"], client_id.as_str());
 
     // RFC 7592: it reads and updates itself through its registration client URI.
     assert_eq!(
@@ -369,4 +369,59 @@ async fn an_access_token_never_passes_authlib_as_an_id_token() {
         "the access token passed as an ID token: {}",
         lines[1]
     );
+}
+
+/// private_key_jwt (RFC 7523) as authlib does it: a client registers with its `jwks_uri`,
+/// redeems a code and refreshes with assertions signed by its key, rotates its key (the
+/// provider fetches the JWK Set again for the unknown `kid`), and is refused with the retired
+/// key and for a replayed assertion. No client secret is handed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
+    use std::io::{BufRead, BufReader, Write};
+    let folder = crds::workspace_root().join("examples/local");
+    let flags = [
+        "--registration",
+        "open",
+        "--registration-allow-private-urls",
+    ];
+    let mut p = Provider::standalone_with(&folder, "memory", &flags);
+    p.wait_ready(Duration::from_secs(30));
+    let mut rp = Command::new(python())
+        .arg(crds::workspace_root().join("tests/rp/authlib_private_key_jwt.py"))
+        .arg(&p.issuer)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(rp.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let _ = rp.kill();
+        panic!("the relying party did not start ({e}): {line}")
+    });
+    assert_eq!(started["secret_returned"], false, "{started}");
+    let authorize = started["authorize"].as_str().unwrap();
+    let callback = browser_sign_in(&http(), authorize, "alice", "demo-password").await;
+    writeln!(rp.stdin.take().unwrap(), "{callback}").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(rp.wait().unwrap().success(), "{line}");
+    let results: Value = serde_json::from_str(&line).unwrap();
+    eprintln!("authlib: {results}");
+    for step in [
+        "code_with_a",
+        "refresh_with_a",
+        "refresh_with_b",
+        "introspect",
+    ] {
+        assert_eq!(results[step], "ok", "{step}: {results}");
+    }
+    for step in ["refresh_with_retired_a", "introspect_replayed"] {
+        let r = results[step].as_str().unwrap();
+        assert!(
+            r.starts_with("refused") && r.contains("invalid_client"),
+            "{step}: {results}"
+        );
+    }
 }

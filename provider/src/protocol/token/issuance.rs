@@ -34,6 +34,11 @@ pub struct Issuance<'a> {
     pub family: Option<String>,
 }
 
+/// The authentication context class of every sign-in here (OpenID Connect Core §2 `acr`): a
+/// password checked by this provider. Advertised in discovery, so a relying party that sends
+/// `acr_values` can ask for it and see it granted.
+pub const ACR_PASSWORD: &str = "urn:kube-oidc:acr:password";
+
 fn signing_failed(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "signing");
     OAuthError::ServerError("signing failed".into())
@@ -122,7 +127,10 @@ impl Issuance<'_> {
             user,
             self.scopes,
             self.claims_request,
-            ClaimsTarget::IdToken,
+            ClaimsTarget::IdToken {
+                with_access_token: true,
+                client_claims: &client.id_token_claims,
+            },
         );
         id.insert("iss".into(), json!(ctx.view.issuer));
         id.insert("aud".into(), json!(client.id));
@@ -132,6 +140,7 @@ impl Issuance<'_> {
         if let Some(t) = self.auth_time {
             id.insert("auth_time".into(), json!(t));
         }
+        id.insert("acr".into(), json!(ACR_PASSWORD));
         if let Some(n) = self.nonce {
             id.insert("nonce".into(), json!(n));
         }

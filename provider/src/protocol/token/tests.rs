@@ -9,7 +9,8 @@ use super::{TokenRequest, code::CodeGrant, exchange};
 use crate::{
     config::View,
     protocol::{
-        Context, OAuthError, Settings, client_auth, params::Params, token::code::issue_code,
+        Context, OAuthError, Settings, client_assertion, client_auth, params::Params,
+        token::code::issue_code,
     },
     store::Store,
     test_support::{CHALLENGE, VERIFIER, view},
@@ -207,26 +208,138 @@ async fn machine_tokens_carry_no_user_scope_and_need_a_confidential_client() {
     }
 }
 
-#[test]
-fn client_authentication_decodes_basic_and_refuses_two_methods() {
+#[tokio::test]
+async fn client_authentication_decodes_basic_and_refuses_two_methods() {
     use base64::{Engine, engine::general_purpose::STANDARD};
-    let (view, _) = view(None);
+    let f = Fixture::new();
+    let ctx = f.ctx();
+    let auth = async |basic: Option<&str>, form: &[(&str, &str)]| {
+        client_auth::authenticate(&ctx, basic, &params(form)).await
+    };
     // RFC 6749 §2.3.1: both parts form-urlencoded.
     let basic = STANDARD.encode("svc%3Aa+b:s%26c%3Dr%25t%2B");
-    let c = client_auth::authenticate(&view, Some(&basic), &Params::new()).unwrap();
+    let c = auth(Some(&basic), &[]).await.unwrap();
     assert_eq!(c.id, "svc:a b");
-    let two = client_auth::authenticate(&view, Some(&basic), &params(&[("client_secret", "x")]));
+    let two = auth(Some(&basic), &[("client_secret", "x")]).await;
     assert_eq!(two.unwrap_err().code(), "invalid_request");
     let wrong = STANDARD.encode("web:wrong");
-    let e = client_auth::authenticate(&view, Some(&wrong), &Params::new()).unwrap_err();
+    let e = auth(Some(&wrong), &[]).await.unwrap_err();
     assert_eq!(
         e,
         OAuthError::InvalidClient("unknown client or wrong credentials".into())
     );
-    let public = client_auth::authenticate(&view, None, &params(&[("client_id", "spa")]));
+    let public = auth(None, &[("client_id", "spa")]).await;
     assert!(public.unwrap().public);
-    let missing = client_auth::authenticate(&view, None, &Params::new()).unwrap_err();
+    let missing = auth(None, &[]).await.unwrap_err();
     assert_eq!(missing.code(), "invalid_client");
+}
+
+/// RFC 7523 §3 and OpenID Connect Core §9: a client assertion is accepted once, from the client
+/// it names, signed by one of its keys, for this provider, and short-lived.
+#[tokio::test]
+async fn private_key_jwt_accepts_one_fresh_assertion_signed_by_the_clients_key() {
+    use crate::{signing::Signer, test_support::client};
+    let mut f = Fixture::new();
+    let key = crds::keys::generate(crds::Algorithm::ES256, 2048).unwrap();
+    let other = crds::keys::generate(crds::Algorithm::ES256, 2048).unwrap();
+    let jwks = serde_json::json!({"keys": [key.jwk]});
+    let spec = format!(
+        "  clientId: signer\n  grantTypes: [client_credentials]\n  tokenEndpointAuthMethod: private_key_jwt\n  jwks: {jwks}\n"
+    );
+    f.view.clients.insert(
+        "signer".into(),
+        std::sync::Arc::new(crate::config::ClientConfig::from_resource(
+            &client(&spec),
+            vec![],
+        )),
+    );
+    let signer = Signer::from_pem(crds::Algorithm::ES256, &key.jwk.kid, &key.pkcs8_pem).unwrap();
+    let stranger =
+        Signer::from_pem(crds::Algorithm::ES256, &key.jwk.kid, &other.pkcs8_pem).unwrap();
+    let now = crate::protocol::now();
+    let claims = |jti: &str, aud: &str, exp: u64| serde_json::json!({"iss": "signer", "sub": "signer", "aud": aud, "jti": jti, "exp": exp, "iat": now});
+    let token_endpoint = format!("{}/token", crate::test_support::ISSUER);
+    let good = signer
+        .sign(None, &claims("one", &token_endpoint, now + 60))
+        .unwrap();
+    let ctx = f.ctx();
+    let auth = async |assertion: &str, extra: &[(&str, &str)]| {
+        let mut form = vec![
+            ("client_assertion_type", client_assertion::JWT_BEARER),
+            ("client_assertion", assertion),
+        ];
+        form.extend_from_slice(extra);
+        client_auth::authenticate(&ctx, None, &params(&form)).await
+    };
+    // The client is found by the assertion's sub.
+    assert_eq!(auth(&good, &[]).await.unwrap().id, "signer");
+    let refused = async |assertion: &str, extra: &[(&str, &str)], why: &str| {
+        let e = auth(assertion, extra).await.unwrap_err();
+        assert_eq!(e.code(), "invalid_client", "{why}");
+        assert!(e.to_string().contains(why), "{e} does not say {why}");
+    };
+    refused(&good, &[], "used before").await;
+    let issuer_aud = signer
+        .sign(None, &claims("two", crate::test_support::ISSUER, now + 60))
+        .unwrap();
+    assert!(auth(&issuer_aud, &[("client_id", "signer")]).await.is_ok());
+    for (assertion, why) in [
+        (
+            signer.sign(None, &claims("3", "https://elsewhere", now + 60)),
+            "InvalidAudience",
+        ),
+        (
+            signer.sign(None, &claims("4", &token_endpoint, now + 7200)),
+            "more than 3600 seconds",
+        ),
+        (
+            signer.sign(None, &claims("5", &token_endpoint, now - 120)),
+            "ExpiredSignature",
+        ),
+        (
+            stranger.sign(None, &claims("6", &token_endpoint, now + 60)),
+            "InvalidSignature",
+        ),
+        (
+            signer.sign(
+                None,
+                &serde_json::json!({"iss": "signer", "sub": "signer", "aud": token_endpoint, "exp": now + 60}),
+            ),
+            "jti is missing",
+        ),
+    ] {
+        refused(&assertion.unwrap(), &[], why).await;
+    }
+    let fresh = signer
+        .sign(None, &claims("7", &token_endpoint, now + 60))
+        .unwrap();
+    refused(&fresh, &[("client_id", "web")], "does not match").await;
+    // HS256 keyed with the public key is not an algorithm of that key.
+    let header = serde_json::json!({"alg": "HS256", "kid": key.jwk.kid});
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            alg: jsonwebtoken::Algorithm::HS256,
+            kid: header["kid"].as_str().map(String::from),
+            ..Default::default()
+        },
+        &claims("8", &token_endpoint, now + 60),
+        &jsonwebtoken::EncodingKey::from_secret(key.jwk.x.as_deref().unwrap().as_bytes()),
+    )
+    .unwrap();
+    refused(&hs, &[], "not an algorithm of that key").await;
+    // A client registered for a secret cannot switch to assertions, and the type must be right.
+    let web = signer
+        .sign(None, &serde_json::json!({"iss": "web", "sub": "web", "aud": token_endpoint, "jti": "9", "exp": now + 60}))
+        .unwrap();
+    refused(&web, &[], "authenticates with client_secret_basic").await;
+    let e = client_auth::authenticate(
+        &ctx,
+        None,
+        &params(&[("client_assertion_type", "x"), ("client_assertion", &fresh)]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), "invalid_client");
 }
 
 #[tokio::test]
