@@ -110,15 +110,16 @@ pub struct OidcClientSpec {
     #[x_kube(validation = crate::cel::uri_rules("jwksUri")[2].clone())]
     pub jwks_uri: Option<String>,
 
-    /// OAuth 2.0 grant types the client may use at the token endpoint.
+    /// OAuth 2.0 grant types the client may use at the token endpoint (none for a client of the
+    /// implicit flow alone).
     #[serde(default = "default_grant_types")]
-    #[schemars(length(min = 1, max = 8))]
+    #[schemars(length(max = 8))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub grant_types: Vec<GrantType>,
 
     /// Response types the client may request at the authorization endpoint.
     #[serde(default = "default_response_types")]
-    #[schemars(length(min = 1, max = 4))]
+    #[schemars(length(min = 1, max = 6))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub response_types: Vec<ResponseType>,
 
@@ -318,11 +319,86 @@ impl GrantType {
     }
 }
 
-/// Authorization endpoint response types; kube-oidc implements the code flow.
+/// Authorization endpoint response types: the code flow, and the implicit and hybrid flows of
+/// OpenID Connect Core §3.2 and §3.3, which return tokens from the authorization endpoint and
+/// need a ClientPolicy with `allowImplicit` (RFC 9700 §2.1.2 advises against them).
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ResponseType {
     #[serde(rename = "code")]
     Code,
+    #[serde(rename = "id_token")]
+    IdToken,
+    #[serde(rename = "id_token token")]
+    IdTokenToken,
+    #[serde(rename = "code id_token")]
+    CodeIdToken,
+    #[serde(rename = "code token")]
+    CodeToken,
+    #[serde(rename = "code id_token token")]
+    CodeIdTokenToken,
+}
+
+impl ResponseType {
+    pub const ALL: [ResponseType; 6] = [
+        Self::Code,
+        Self::IdToken,
+        Self::IdTokenToken,
+        Self::CodeIdToken,
+        Self::CodeToken,
+        Self::CodeIdTokenToken,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::IdToken => "id_token",
+            Self::IdTokenToken => "id_token token",
+            Self::CodeIdToken => "code id_token",
+            Self::CodeToken => "code token",
+            Self::CodeIdTokenToken => "code id_token token",
+        }
+    }
+
+    /// The response type a `response_type` parameter names: its values in any order
+    /// (OAuth 2.0 Multiple Response Type Encoding §2).
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts: Vec<&str> = value.split(' ').collect();
+        parts.sort_unstable();
+        if parts.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        Self::ALL.into_iter().find(|t| {
+            let mut own: Vec<&str> = t.as_str().split(' ').collect();
+            own.sort_unstable();
+            own == parts
+        })
+    }
+
+    pub fn has_code(self) -> bool {
+        matches!(
+            self,
+            Self::Code | Self::CodeIdToken | Self::CodeToken | Self::CodeIdTokenToken
+        )
+    }
+
+    pub fn has_id_token(self) -> bool {
+        matches!(
+            self,
+            Self::IdToken | Self::IdTokenToken | Self::CodeIdToken | Self::CodeIdTokenToken
+        )
+    }
+
+    pub fn has_access_token(self) -> bool {
+        matches!(
+            self,
+            Self::IdTokenToken | Self::CodeToken | Self::CodeIdTokenToken
+        )
+    }
+
+    /// Tokens come back from the authorization endpoint: the implicit and hybrid flows.
+    pub fn is_implicit(self) -> bool {
+        self != Self::Code
+    }
 }
 
 /// When the consent page is shown.

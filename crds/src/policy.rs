@@ -80,6 +80,12 @@ pub struct ClientPolicySpec {
     #[serde(default)]
     pub allow_consent_skip: bool,
 
+    /// Whether clients may list the implicit and hybrid response types (`id_token`,
+    /// `id_token token`, `code id_token`, ...), which return tokens from the authorization
+    /// endpoint through the browser. Off by default: RFC 9700 §2.1.2 advises the code flow.
+    #[serde(default)]
+    pub allow_implicit: bool,
+
     /// Upper bounds of the lifetimes clients may set.
     #[serde(default)]
     pub max_lifetimes: MaxLifetimes,
@@ -138,6 +144,7 @@ impl Default for ClientPolicySpec {
             grant_types: Vec::new(),
             scopes: Vec::new(),
             allow_consent_skip: false,
+            allow_implicit: false,
             max_lifetimes: MaxLifetimes::default(),
         }
     }
@@ -404,6 +411,17 @@ pub fn check_client(
             );
         }
     }
+    if !policy.allow_implicit
+        && let Some(t) = spec.response_types.iter().find(|t| t.is_implicit())
+    {
+        push(
+            "spec.responseTypes",
+            format!(
+                "response type {} returns tokens through the browser (implicit or hybrid flow), which this namespace's policy does not allow; use code (or ask the platform team for a ClientPolicy with allowImplicit)",
+                t.as_str()
+            ),
+        );
+    }
     for s in &spec.scopes {
         if !policy.scopes.is_empty() && !policy.scopes.contains(s) {
             push(
@@ -610,6 +628,27 @@ mod tests {
             v.iter()
                 .all(|v| v.message.starts_with("ClientPolicy team-a: "))
         );
+    }
+
+    /// RFC 9700 §2.1.2: tokens through the browser only where the platform team allows them.
+    #[test]
+    fn implicit_and_hybrid_response_types_need_allow_implicit() {
+        let hybrid = client(
+            "team-a",
+            "  redirectUris: [https://a.example/cb]\n  responseTypes: [code, code id_token]\n",
+        );
+        let v = check_client(&hybrid, &Governing::BuiltIn, &[], None);
+        assert_eq!(fields(&v), ["spec.responseTypes"], "{v:?}");
+        assert!(v[0].message.contains("allowImplicit"), "{v:?}");
+        assert_eq!(
+            fields(&check_client(&hybrid, &Governing::Registration, &[], None)),
+            ["spec.responseTypes"]
+        );
+        let allowing = policy("team-a", "  allowImplicit: true\n");
+        assert!(check_client(&hybrid, &Governing::Policy(&allowing), &[], None).is_empty());
+        assert!(check_client(&hybrid, &Governing::Trusted, &[], None).is_empty());
+        let code = client("team-a", "  redirectUris: [https://a.example/cb]\n");
+        assert!(check_client(&code, &Governing::BuiltIn, &[], None).is_empty());
     }
 
     #[test]

@@ -224,7 +224,7 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
 
     let grants = &spec.grant_types;
     let has = |g: GrantType| grants.contains(&g);
-    if grants.is_empty() {
+    if grants.is_empty() && !spec.response_types.iter().any(|t| t.is_implicit()) {
         out.push(invalid(
             "spec.grantTypes",
             Reason::InvalidGrantTypes,
@@ -263,6 +263,38 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
             "spec.grantTypes",
             Reason::InvalidGrantTypes,
             "refresh tokens are issued only with the authorization_code grant or the device code grant: add one of them to grantTypes or remove refresh_token",
+        ));
+    }
+    let implicit = spec.response_types.iter().find(|t| t.is_implicit());
+    if let Some(t) = implicit
+        && spec.redirect_uris.is_empty()
+    {
+        out.push(invalid(
+            "spec.redirectUris",
+            Reason::InvalidRedirectUri,
+            format!(
+                "response type {} needs at least one entry in redirectUris",
+                t.as_str()
+            ),
+        ));
+    }
+    if let Some(t) = spec.response_types.iter().find(|t| t.has_id_token())
+        && !spec.scopes.iter().any(|s| s == "openid")
+    {
+        out.push(invalid(
+            "spec.responseTypes",
+            Reason::InvalidGrantTypes,
+            format!(
+                "response type {} returns an ID token: add openid to scopes",
+                t.as_str()
+            ),
+        ));
+    }
+    if let Some(dup) = duplicates(&spec.response_types) {
+        out.push(invalid(
+            "spec.responseTypes",
+            Reason::InvalidGrantTypes,
+            format!("{} is listed twice", dup.as_str()),
         ));
     }
     if has(GrantType::AuthorizationCode) && spec.redirect_uris.is_empty() {

@@ -82,6 +82,12 @@ pub fn view(backchannel: Option<&str>) -> (View, String) {
         ),
         ClientConfig::from_resource(
             &client(
+                "  clientId: hybrid\n  redirectUris: [https://hybrid.example/cb]\n  responseTypes: [code, id_token, id_token token, code id_token, code token, code id_token token]\n  scopes: [openid, email]\n  consent: skip\n",
+            ),
+            vec![crds::secret::hash_secret("hybrid-secret")],
+        ),
+        ClientConfig::from_resource(
+            &client(
                 "  clientId: cli\n  displayName: Command line\n  type: public\n  grantTypes: [urn:ietf:params:oauth:grant-type:device_code, refresh_token]\n  scopes: [openid, email, offline_access]\n",
             ),
             vec![],

@@ -71,19 +71,22 @@ pub async fn authorize(
 /// The response to where an authorization request goes next.
 pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
     match next {
-        Next::Code {
+        Next::Answer {
             redirect_uri,
             state,
-            code,
+            params,
             response_mode,
-        } => answer(
-            view,
-            &redirect_uri,
-            &[("code", &code)],
-            state.as_deref(),
-            how,
-            response_mode,
-        ),
+        } => {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            answer(
+                view,
+                &redirect_uri,
+                &params,
+                state.as_deref(),
+                how,
+                response_mode,
+            )
+        }
         Next::Error {
             redirect_uri,
             state,

@@ -469,6 +469,10 @@ mod tests {
             "c",
         );
         assert!(!html.contains("<img") && !html.contains("<b>") && !html.contains("<i>"));
+        // Allow is the first button: what submitting the page by default, or a scripted
+        // browser pressing "the submit button", does; switching accounts is never that.
+        let first = |v: &str| html.find(&format!("value=\"{v}\"")).unwrap();
+        assert!(first("approve") < first("deny") && first("deny") < first("switch"));
     }
 
     #[test]

@@ -98,8 +98,8 @@ pub fn redirect_with(
     redirect(url.as_str(), how)
 }
 
-/// An authorization response in the request's response mode: a redirect with query
-/// parameters, or (form_post) a page whose form the browser posts to the redirect URI.
+/// An authorization response in the request's response mode: a redirect with query or
+/// fragment parameters, or (form_post) a page whose form the browser posts to the redirect URI.
 pub fn answer(
     view: &View,
     redirect_uri: &str,
@@ -116,6 +116,21 @@ pub fn answer(
         fields.push(("state", s));
     }
     fields.push(("iss", &view.issuer));
+    if mode == ResponseMode::Fragment {
+        // Registered redirect URIs have no fragment of their own.
+        let Ok(mut url) = url::Url::parse(redirect_uri) else {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "Invalid request",
+                "The redirect URI is invalid.",
+            );
+        };
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&fields)
+            .finish();
+        url.set_fragment(Some(&encoded));
+        return redirect(url.as_str(), how);
+    }
     let nonce = crate::protocol::params::random_token();
     let csp = format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"

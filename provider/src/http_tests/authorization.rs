@@ -89,7 +89,7 @@ async fn authorization_errors_are_redirected_with_state_and_iss() {
         ("&max_age=soon", "invalid_request"),
         ("&claims=notjson", "invalid_request"),
         ("&id_token_hint=not.a.token", "invalid_request"),
-        ("&response_mode=fragment", "invalid_request"),
+        ("&response_mode=jwt", "invalid_request"),
     ];
     for (extra, error) in cases {
         let r = call(
@@ -133,7 +133,13 @@ async fn authorization_errors_are_redirected_with_state_and_iss() {
         )
         .await;
         assert_eq!(r.status, StatusCode::FOUND, "{extra}");
-        assert_eq!(r.query()["error"], error, "{extra}");
+        // An implicit response type's error comes back in the fragment, as its answer would.
+        let answer = if extra.contains("=token") {
+            r.fragment()
+        } else {
+            r.query()
+        };
+        assert_eq!(answer["error"], error, "{extra}");
     }
     // Unknown parameters, ui_locales, display, acr_values and login_hint do not fail.
     let r = call(
@@ -547,7 +553,7 @@ async fn form_post_answers_in_a_posted_form() {
     .json();
     assert_eq!(
         discovery["response_modes_supported"],
-        serde_json::json!(["query", "form_post"])
+        serde_json::json!(["query", "fragment", "form_post"])
     );
     let mut b = Browser::default();
     let uri = authorize_uri("spa", "https://spa.example/cb", "&response_mode=form_post");
@@ -665,4 +671,129 @@ async fn one_address_cannot_fill_the_store_with_pending_sign_ins() {
     let r = call(&h, Request::get(uri.as_str()).body(Body::empty()).unwrap()).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert!(r.body.contains("Too many sign-ins"));
+}
+
+/// OpenID Connect Core §3.2 and §3.3: the implicit and hybrid response types, for a client that
+/// lists them. Tokens come back in the fragment (or a posted form, never the query), the ID
+/// token carries `nonce`, `at_hash` and `c_hash`, and scope claims are in it only when no access
+/// token is issued (§5.4).
+#[tokio::test]
+async fn implicit_and_hybrid_answers_carry_hashed_tokens_in_the_fragment() {
+    let h = harness();
+    let uri = |response_type: &str, extra: &str| {
+        format!(
+            "/authorize?response_type={}&client_id=hybrid&redirect_uri=https%3A%2F%2Fhybrid.example%2Fcb&scope=openid%20email&state=s1{extra}",
+            urlencode(response_type)
+        )
+    };
+    let mut b = Browser::default();
+    // Signed in once (consent is skipped for this client); then each type in turn.
+    let first = sign_in(&h, &mut b, &uri("id_token", "&nonce=n1"), "alice").await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert!(first.location().query().is_none(), "nothing in the query");
+    let f = first.fragment();
+    assert_eq!((f["state"].as_str(), f["iss"].as_str()), ("s1", ISSUER));
+    assert!(!f.contains_key("code") && !f.contains_key("access_token"));
+    let (_, id) = decode_jwt(&f["id_token"]);
+    assert_eq!(id["nonce"], "n1");
+    assert_eq!(id["aud"], "hybrid");
+    assert_eq!(
+        id["email"], "alice@example.com",
+        "no access token: claims in the ID token"
+    );
+    assert!(id.get("at_hash").is_none() && id.get("c_hash").is_none());
+
+    let r = b.get(&h, &uri("token id_token", "&nonce=n2")).await;
+    let f = r.fragment();
+    assert_eq!(f["token_type"], "Bearer");
+    assert!(f["expires_in"].parse::<u64>().unwrap() > 0);
+    let (_, id) = decode_jwt(&f["id_token"]);
+    let alg = crds::Algorithm::RS256;
+    assert_eq!(
+        id["at_hash"],
+        crate::protocol::claims::at_hash(alg, &f["access_token"])
+    );
+    assert!(
+        id.get("email").is_none(),
+        "an access token is issued: email is for userinfo"
+    );
+    let u = call(
+        &h,
+        Request::get("/userinfo")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", f["access_token"]),
+            )
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(u.json()["email"], "alice@example.com");
+
+    let r = b.get(&h, &uri("code id_token token", "&nonce=n3")).await;
+    let f = r.fragment();
+    let (_, id) = decode_jwt(&f["id_token"]);
+    assert_eq!(
+        id["c_hash"],
+        crate::protocol::claims::at_hash(alg, &f["code"])
+    );
+    assert_eq!(
+        id["at_hash"],
+        crate::protocol::claims::at_hash(alg, &f["access_token"])
+    );
+    // The code is redeemed as in the code flow, and its ID token names the same nonce.
+    let t = token(
+        &h,
+        Some(("hybrid", "hybrid-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &f["code"]),
+            ("redirect_uri", "https://hybrid.example/cb"),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    let (_, redeemed) = decode_jwt(t.json()["id_token"].as_str().unwrap());
+    assert_eq!(
+        (redeemed["nonce"].clone(), redeemed["sub"].clone()),
+        (id["nonce"].clone(), id["sub"].clone())
+    );
+
+    // form_post carries the same fields in a posted form.
+    let r = b
+        .get(
+            &h,
+            &uri("code id_token", "&nonce=n4&response_mode=form_post"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    for field in ["code", "id_token", "state", "iss"] {
+        assert!(
+            r.body.contains(&format!("name=\"{field}\"")),
+            "{field}: {}",
+            r.body
+        );
+    }
+
+    // Refusals, in the fragment: no nonce, the query mode, a type the client does not list,
+    // and no openid scope.
+    for (u, error) in [
+        (uri("id_token", ""), "invalid_request"),
+        (
+            uri("id_token", "&nonce=n&response_mode=query"),
+            "invalid_request",
+        ),
+        (
+            uri("code id_token", "&nonce=n").replace("scope=openid%20email", "scope=email"),
+            "invalid_scope",
+        ),
+    ] {
+        let r = b.get(&h, &u).await;
+        assert!(r.status.is_redirection(), "{u}");
+        assert_eq!(r.fragment()["error"], error, "{u}");
+        assert!(!r.fragment().contains_key("id_token"));
+    }
+    let web = "/authorize?response_type=id_token&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid&nonce=n&state=s";
+    let r = b.get(&h, web).await;
+    assert_eq!(r.fragment()["error"], "unauthorized_client");
 }

@@ -103,6 +103,14 @@ impl Reply {
         self.location().query_pairs().into_owned().collect()
     }
 
+    /// The parameters of a redirect's fragment (response_mode fragment).
+    fn fragment(&self) -> HashMap<String, String> {
+        let location = self.location();
+        url::form_urlencoded::parse(location.fragment().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect()
+    }
+
     /// The value of a hidden form field on the page.
     fn field(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");

@@ -3,17 +3,21 @@
 
 use std::sync::Arc;
 
-use crds::{ConsentPolicy, GrantType};
+use crds::{ConsentPolicy, GrantType, ResponseType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
     Context, OAuthError,
     interaction::{self, Interaction, SignInStep, Started},
+    params::random_token,
     params::{Params, split_scopes},
     pkce::is_challenge,
     session::Session,
-    token::code::{CodeGrant, issue_code},
+    token::{
+        code::{CodeGrant, issue_code},
+        issuance::Issuance,
+    },
 };
 use crate::{
     config::{ClientConfig, View},
@@ -25,6 +29,9 @@ use crate::{
 pub struct AuthorizationRequest {
     pub client_id: String,
     pub redirect_uri: String,
+    /// What comes back: a code, tokens (implicit), or both (hybrid).
+    #[serde(default = "code_response")]
+    pub response_type: ResponseType,
     /// How the answer goes back (OAuth 2.0 Multiple Response Type Encoding, Form Post).
     #[serde(default)]
     pub response_mode: ResponseMode,
@@ -39,25 +46,42 @@ pub struct AuthorizationRequest {
     pub claims: Option<Value>,
 }
 
-/// How an authorization response reaches the client: query parameters of a redirect, or a form
-/// the browser posts to the redirect URI (OAuth 2.0 Form Post Response Mode): the code and state
-/// then stay out of URLs, logs and Referer headers.
+fn code_response() -> ResponseType {
+    ResponseType::Code
+}
+
+/// How an authorization response reaches the client: query parameters of a redirect, the
+/// fragment of one (the default when tokens come back: they never reach a server), or a form
+/// the browser posts to the redirect URI (OAuth 2.0 Form Post Response Mode): the answer then
+/// stays out of URLs, logs and Referer headers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseMode {
     #[default]
     Query,
+    Fragment,
     FormPost,
 }
 
 impl ResponseMode {
+    /// The default mode of a `response_type` value: the fragment for anything but the code
+    /// alone (OAuth 2.0 Multiple Response Type Encoding §2.1, §3), also for an unknown value.
+    fn default_for(response_type: Option<&String>) -> Self {
+        match response_type {
+            Some(t) if t.split(' ').any(|v| v != "code") => Self::Fragment,
+            _ => Self::Query,
+        }
+    }
+
     /// The `response_mode` parameter, or why it is refused.
     fn of(p: &Params) -> Result<Self, OAuthError> {
         match p.get("response_mode").map(String::as_str) {
-            None | Some("query") => Ok(Self::Query),
+            None => Ok(Self::default_for(p.get("response_type"))),
+            Some("query") => Ok(Self::Query),
+            Some("fragment") => Ok(Self::Fragment),
             Some("form_post") => Ok(Self::FormPost),
             Some(other) => Err(OAuthError::InvalidRequest(format!(
-                "response_mode {other} is not supported: use query or form_post"
+                "response_mode {other} is not supported: use query, fragment or form_post"
             ))),
         }
     }
@@ -91,8 +115,11 @@ const MAX_LENGTHS: [(&str, usize); 5] = [
 /// Validates an authorization request (OpenID Connect Core §3.1.2, RFC 6749 §4.1, RFC 7636).
 pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, AuthorizeError> {
     let (client, redirect_uri) = client_and_redirect_uri(view, p)?;
-    // An unsupported mode is answered in the default one.
-    let response_mode = ResponseMode::of(p).unwrap_or_default();
+    // An unsupported mode is answered in the default one; tokens never in the query.
+    let response_mode = match ResponseMode::of(p) {
+        Ok(ResponseMode::Query) | Err(_) => ResponseMode::default_for(p.get("response_type")),
+        Ok(mode) => mode,
+    };
     if let Some((name, max)) = MAX_LENGTHS
         .iter()
         .find(|(name, max)| p.get(*name).is_some_and(|v| v.len() > *max))
@@ -115,9 +142,33 @@ pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, Authori
         response_mode,
     };
     ResponseMode::of(p).map_err(redirect)?;
-    check_form(&client, p).map_err(redirect)?;
+    let response_type = check_form(&client, p).map_err(redirect)?;
+    if response_type.is_implicit() && p.get("response_mode").is_some_and(|m| m == "query") {
+        return Err(redirect(OAuthError::InvalidRequest(
+            "response_mode query cannot carry tokens: use fragment or form_post".into(),
+        )));
+    }
     let scopes = requested_scopes(&client, p).map_err(redirect)?;
-    let code_challenge = code_challenge(&client, p).map_err(redirect)?;
+    if response_type.has_id_token() {
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(redirect(OAuthError::InvalidScope(format!(
+                "response type {} returns an ID token: request the openid scope",
+                response_type.as_str()
+            ))));
+        }
+        // OpenID Connect Core §3.2.2.1, §3.3.2.11: the ID token's replay protection.
+        if p.get("nonce").is_none_or(String::is_empty) {
+            return Err(redirect(OAuthError::InvalidRequest(format!(
+                "nonce is required with response type {}",
+                response_type.as_str()
+            ))));
+        }
+    }
+    let code_challenge = if response_type.has_code() {
+        code_challenge(&client, p).map_err(redirect)?
+    } else {
+        None
+    };
     let prompt = prompt(p).map_err(redirect)?;
     let max_age = match p.get("max_age") {
         None => None,
@@ -144,6 +195,7 @@ pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, Authori
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri,
+        response_type,
         response_mode,
         scopes,
         state,
@@ -216,8 +268,9 @@ pub fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
         && without_port(registered).is_some_and(|r| without_port(requested).is_some_and(|q| q == r))
 }
 
-/// Request objects, the response type and mode, and whether the client may use the code flow.
-fn check_form(client: &ClientConfig, p: &Params) -> Result<(), OAuthError> {
+/// Request objects, and the response type: one the client lists, the code flow's needing the
+/// authorization_code grant.
+fn check_form(client: &ClientConfig, p: &Params) -> Result<ResponseType, OAuthError> {
     if p.contains_key("request") {
         return Err(OAuthError::RequestNotSupported(
             "request objects are not supported".into(),
@@ -228,25 +281,28 @@ fn check_form(client: &ClientConfig, p: &Params) -> Result<(), OAuthError> {
             "request_uri is not supported".into(),
         ));
     }
-    match p.get("response_type").map(String::as_str) {
-        Some("code") => {}
-        None => {
-            return Err(OAuthError::InvalidRequest(
-                "response_type is required".into(),
-            ));
-        }
-        Some(_) => {
-            return Err(OAuthError::UnsupportedResponseType(
-                "only response_type=code is supported".into(),
-            ));
-        }
+    let Some(value) = p.get("response_type") else {
+        return Err(OAuthError::InvalidRequest(
+            "response_type is required".into(),
+        ));
+    };
+    let Some(response_type) = ResponseType::parse(value) else {
+        return Err(OAuthError::UnsupportedResponseType(format!(
+            "response_type {value} is not supported"
+        )));
+    };
+    if !client.response_types.contains(&response_type) {
+        return Err(OAuthError::UnauthorizedClient(format!(
+            "this client may not use response_type {}",
+            response_type.as_str()
+        )));
     }
-    if !client.allows(GrantType::AuthorizationCode) {
+    if response_type.has_code() && !client.allows(GrantType::AuthorizationCode) {
         return Err(OAuthError::UnauthorizedClient(
             "this client may not use the authorization code flow".into(),
         ));
     }
-    Ok(())
+    Ok(response_type)
 }
 
 /// The requested scopes (or the client's defaults), each allowed for the client.
@@ -352,11 +408,11 @@ pub struct Progress {
 /// Where an authorization request goes next.
 #[derive(Debug)]
 pub enum Next {
-    /// Back to the client with a code.
-    Code {
+    /// Back to the client with a code, tokens, or both.
+    Answer {
         redirect_uri: String,
         state: Option<String>,
-        code: String,
+        params: Vec<(&'static str, String)>,
         response_mode: ResponseMode,
     },
     /// Back to the client with an error.
@@ -428,24 +484,68 @@ pub async fn proceed(
         session.clients.push(client.id.clone());
         session.save(ctx.store).await?;
     }
-    let grant = CodeGrant {
-        client_id: client.id.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        scopes: request.scopes.clone(),
-        nonce: request.nonce.clone(),
-        sub: session.sub.clone(),
-        auth_time: session.auth_time,
-        code_challenge: request.code_challenge.clone(),
-        claims: request.claims.clone(),
-        sid: session.sid.clone(),
-    };
-    let code = issue_code(ctx, &grant).await?;
-    Ok(Next::Code {
+    let mut params = Vec::new();
+    let response_type = request.response_type;
+    if response_type.has_code() {
+        let grant = CodeGrant {
+            client_id: client.id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            scopes: request.scopes.clone(),
+            nonce: request.nonce.clone(),
+            sub: session.sub.clone(),
+            auth_time: session.auth_time,
+            code_challenge: request.code_challenge.clone(),
+            claims: request.claims.clone(),
+            sid: session.sid.clone(),
+        };
+        params.push(("code", issue_code(ctx, &grant).await?));
+    }
+    if response_type.is_implicit() {
+        // A failure here (store, signing key) goes back to the client as its error.
+        match front_channel_tokens(ctx, &client, &request, &session, params.first()).await {
+            Ok(tokens) => params.extend(tokens),
+            Err(e) => return Ok(error(e)),
+        }
+    }
+    Ok(Next::Answer {
         redirect_uri: request.redirect_uri,
         state: request.state,
-        code,
+        params,
         response_mode: request.response_mode,
     })
+}
+
+/// The tokens an implicit or hybrid response carries for the signed-in user.
+async fn front_channel_tokens(
+    ctx: &Context<'_>,
+    client: &ClientConfig,
+    request: &AuthorizationRequest,
+    session: &Session,
+    code: Option<&(&'static str, String)>,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    let user = ctx
+        .view
+        .users
+        .by_sub(&session.sub)
+        .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
+    let response_type = request.response_type;
+    Issuance {
+        client,
+        user: Some(&user),
+        scopes: &request.scopes,
+        auth_time: Some(session.auth_time),
+        nonce: request.nonce.as_deref(),
+        claims_request: request.claims.as_ref(),
+        sid: Some(&session.sid),
+        family: response_type.has_access_token().then(random_token),
+    }
+    .front_channel(
+        ctx,
+        code.map(|(_, c)| c.as_str()),
+        response_type.has_access_token(),
+        response_type.has_id_token(),
+    )
+    .await
 }
 
 /// Whether an existing session serves this request without signing in again.

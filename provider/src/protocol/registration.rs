@@ -185,21 +185,29 @@ pub async fn spec_from_metadata(
             )));
         }
     };
-    let grant_types = match strings(m, "grant_types")? {
-        None => vec![GrantType::AuthorizationCode],
+    let response_types = match strings(m, "response_types")? {
+        None => vec![ResponseType::Code],
         Some(list) => list
             .iter()
+            .map(|r| {
+                ResponseType::parse(r)
+                    .ok_or_else(|| invalid_metadata(format!("response type {r} is not supported")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    // `implicit` (RFC 7591 §2.1) names no token endpoint grant: the response types say it.
+    let grant_types = match strings(m, "grant_types")? {
+        None if response_types.iter().any(|t| t.has_code()) => vec![GrantType::AuthorizationCode],
+        None => Vec::new(),
+        Some(list) => list
+            .iter()
+            .filter(|g| *g != "implicit")
             .map(|g| {
                 serde_json::from_value::<GrantType>(json!(g))
                     .map_err(|_| invalid_metadata(format!("grant type {g} is not supported")))
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    if let Some(list) = strings(m, "response_types")?
-        && list.iter().any(|r| r != "code")
-    {
-        return Err(invalid_metadata("only the response type code is supported"));
-    }
     let scopes = string(m, "scope")?
         .map(|s| split_scopes(&s))
         .unwrap_or_else(|| {
@@ -235,7 +243,7 @@ pub async fn spec_from_metadata(
             .map_err(invalid_metadata)?;
     }
     spec.grant_types = grant_types;
-    spec.response_types = vec![ResponseType::Code];
+    spec.response_types = response_types;
     spec.scopes = scopes;
     spec.consent = settings.consent;
     Ok(spec)
@@ -303,7 +311,7 @@ pub fn metadata(
         "redirect_uris": s.redirect_uris,
         "post_logout_redirect_uris": s.post_logout_redirect_uris,
         "grant_types": s.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        "response_types": ["code"],
+        "response_types": s.response_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
         "token_endpoint_auth_method": serde_json::to_value(s.token_endpoint_auth_method()).unwrap_or(Value::Null),
         "scope": s.scopes.join(" "),
         "registration_client_uri": format!("{issuer}/register/{id}"),

@@ -65,7 +65,7 @@ impl Issuance<'_> {
             "expires_in": client.access_token_ttl.as_secs(),
             "scope": self.scopes.join(" "),
         });
-        if let Some(id_token) = self.id_token(ctx, signer, &access_token)? {
+        if let Some(id_token) = self.id_token(ctx, signer, Some(&access_token), None)? {
             response["id_token"] = json!(id_token);
         }
         if let Some(refresh) = self.refresh_token(ctx).await? {
@@ -107,12 +107,52 @@ impl Issuance<'_> {
         }
     }
 
-    /// OpenID Connect Core §2: for a user who granted `openid`.
+    /// The tokens of an implicit or hybrid authorization response (OpenID Connect Core
+    /// §3.2.2.5, §3.3.2.5): an access token (with `token_type` and `expires_in`) when asked
+    /// for, and an ID token with the `c_hash` of `code` and the `at_hash` of that access token.
+    /// Never a refresh token.
+    pub async fn front_channel(
+        self,
+        ctx: &Context<'_>,
+        code: Option<&str>,
+        with_access_token: bool,
+        with_id_token: bool,
+    ) -> Result<Vec<(&'static str, String)>, OAuthError> {
+        let client = self.client;
+        let signer = ctx.view.signers.get(&client.alg).ok_or_else(|| {
+            tracing::error!(alg = client.alg.as_str(), "no active signing key");
+            OAuthError::TemporarilyUnavailable("no signing key is available".into())
+        })?;
+        let mut out = Vec::new();
+        let mut access_token = None;
+        if with_access_token {
+            if let Some(f) = &self.family {
+                ctx.store
+                    .activate_family(f, client.access_token_ttl)
+                    .await?;
+            }
+            let token = self.access_token(ctx, signer).await?;
+            out.push(("access_token", token.clone()));
+            out.push(("token_type", "Bearer".into()));
+            out.push(("expires_in", client.access_token_ttl.as_secs().to_string()));
+            access_token = Some(token);
+        }
+        if with_id_token
+            && let Some(id_token) = self.id_token(ctx, signer, access_token.as_deref(), code)?
+        {
+            out.push(("id_token", id_token));
+        }
+        Ok(out)
+    }
+
+    /// OpenID Connect Core §2: for a user who granted `openid`. With the `at_hash` of the access
+    /// token issued with it, and the `c_hash` of the code returned with it (hybrid flow).
     fn id_token(
         &self,
         ctx: &Context<'_>,
         signer: &Signer,
-        access_token: &str,
+        access_token: Option<&str>,
+        code: Option<&str>,
     ) -> Result<Option<String>, OAuthError> {
         let Some(user) = self.user else {
             return Ok(None);
@@ -128,7 +168,7 @@ impl Issuance<'_> {
             self.scopes,
             self.claims_request,
             ClaimsTarget::IdToken {
-                with_access_token: true,
+                with_access_token: access_token.is_some() || code.is_some(),
                 client_claims: &client.id_token_claims,
             },
         );
@@ -147,7 +187,12 @@ impl Issuance<'_> {
         if let Some(sid) = self.sid.filter(|s| !s.is_empty()) {
             id.insert("sid".into(), json!(sid));
         }
-        id.insert("at_hash".into(), json!(at_hash(signer.alg, access_token)));
+        if let Some(token) = access_token {
+            id.insert("at_hash".into(), json!(at_hash(signer.alg, token)));
+        }
+        if let Some(code) = code {
+            id.insert("c_hash".into(), json!(at_hash(signer.alg, code)));
+        }
         signer
             .sign(Some("JWT"), &id)
             .map(Some)
