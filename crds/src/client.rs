@@ -110,6 +110,21 @@ pub struct OidcClientSpec {
     #[x_kube(validation = crate::cel::uri_rules("jwksUri")[2].clone())]
     pub jwks_uri: Option<String>,
 
+    /// Where the client publishes request objects (OpenID Connect Core §6.2): the only
+    /// `request_uri` values the provider fetches for it (https; the fragment, if any, is part
+    /// of the registered value and not sent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 2048)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub request_uris: Vec<String>,
+
+    /// The algorithm the client signs its request objects with (`none` or one of
+    /// private_key_jwt's): when set, request objects signed otherwise are refused. Signed
+    /// request objects are verified against jwks / jwksUri.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16))]
+    pub request_object_signing_alg: Option<String>,
+
     /// OAuth 2.0 grant types the client may use at the token endpoint (none for a client of the
     /// implicit flow alone).
     #[serde(default = "default_grant_types")]
@@ -184,6 +199,12 @@ pub struct OidcClientSpec {
     /// must exist.
     #[serde(default)]
     pub signing_algorithm: Algorithm,
+
+    /// Sign userinfo responses (`application/jwt`, with `iss` and `aud`) with a key of this
+    /// algorithm, as OpenID Connect Core §5.3.2 allows; unset: plain JSON. A SigningKey with this
+    /// algorithm must exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<Algorithm>,
 
     /// Lifetime of access tokens.
     #[serde(default = "default_access_token_ttl")]

@@ -194,6 +194,25 @@ pub fn check_public_jwk(jwk: &PublicJwk) -> Result<Algorithm, MalformedJwk> {
     Ok(alg)
 }
 
+/// A client's public JWK from JSON; one without `kid` is named by its RFC 7638 thumbprint
+/// (clients often publish a single key without one).
+pub fn client_jwk(value: &serde_json::Value) -> Result<PublicJwk, String> {
+    let mut value = value.clone();
+    if let Some(o) = value.as_object_mut() {
+        o.entry("kid").or_insert_with(|| "".into());
+    }
+    let mut jwk: PublicJwk = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    if jwk.kid.is_empty() {
+        jwk.kid = thumbprint(&jwk);
+    }
+    Ok(jwk)
+}
+
+/// Every JWS algorithm a client's key may sign with (client assertions, request objects).
+pub const CLIENT_KEY_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
 /// The JWS algorithms a client's public key may sign client assertions with (RFC 7523): by its
 /// key type and curve, narrowed to its `alg` when it names one. Checks the key like
 /// [`check_public_jwk`], except that `alg` is optional and `kid` any non-empty name.

@@ -329,6 +329,28 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
             ));
         }
     }
+    for (i, uri) in spec.request_uris.iter().enumerate() {
+        if validate_redirect_uri(uri.split('#').next().unwrap_or_default()).is_err() {
+            out.push(invalid(
+                format!("spec.requestUris[{i}]"),
+                Reason::InvalidRedirectUri,
+                "request URIs must be absolute https URLs (http only on a loopback host)",
+            ));
+        }
+    }
+    if let Some(alg) = &spec.request_object_signing_alg
+        && alg != "none"
+        && !crate::keys::CLIENT_KEY_ALGORITHMS.contains(&alg.as_str())
+    {
+        out.push(invalid(
+            "spec.requestObjectSigningAlg",
+            Reason::InvalidAuthMethod,
+            format!(
+                "{alg} is not supported: use none or one of {}",
+                crate::keys::CLIENT_KEY_ALGORITHMS.join(", ")
+            ),
+        ));
+    }
     if let Some(uri) = &spec.backchannel_logout_uri
         && let Err(message) = validate_redirect_uri(uri)
     {

@@ -16,6 +16,13 @@ pub const PASSWORD: &str = "correct horse";
 
 pub static PASSWORD_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+static CLIENT_KEY: std::sync::OnceLock<crds::keys::GeneratedKey> = std::sync::OnceLock::new();
+
+/// The key of the `objects` client (private_key_jwt, signed request objects), made once.
+pub fn client_key() -> &'static crds::keys::GeneratedKey {
+    CLIENT_KEY.get_or_init(|| crds::keys::generate(crds::Algorithm::RS256, 2048).unwrap())
+}
+
 /// The Argon2 hash of [`PASSWORD`], computed once.
 pub fn password_hash() -> &'static str {
     PASSWORD_HASH.get_or_init(|| hash_password(PASSWORD).unwrap())
@@ -82,9 +89,16 @@ pub fn view(backchannel: Option<&str>) -> (View, String) {
         ),
         ClientConfig::from_resource(
             &client(
-                "  clientId: hybrid\n  redirectUris: [https://hybrid.example/cb]\n  responseTypes: [code, id_token, id_token token, code id_token, code token, code id_token token]\n  scopes: [openid, email]\n  consent: skip\n",
+                "  clientId: hybrid\n  redirectUris: [https://hybrid.example/cb]\n  responseTypes: [code, id_token, id_token token, code id_token, code token, code id_token token]\n  scopes: [openid, email]\n  consent: skip\n  userinfoSignedResponseAlg: RS256\n",
             ),
             vec![crds::secret::hash_secret("hybrid-secret")],
+        ),
+        ClientConfig::from_resource(
+            &client(&format!(
+                "  clientId: objects\n  redirectUris: [https://objects.example/cb]\n  scopes: [openid, email]\n  consent: skip\n  tokenEndpointAuthMethod: private_key_jwt\n  jwks: {}\n",
+                serde_json::json!({"keys": [client_key().jwk]})
+            )),
+            vec![],
         ),
         ClientConfig::from_resource(
             &client(

@@ -21,6 +21,7 @@ use crate::{
         authorize::{self, AuthorizeError, Next, Progress},
         interaction::{self, Interaction, PENDING_TTL, Pending, SignInStep},
         params::parse_params,
+        request_object,
         session::Session,
     },
 };
@@ -34,9 +35,22 @@ pub async fn authorize(
     Parameters { raw, how }: Parameters,
 ) -> Response {
     let view = s.view.load_full();
-    let validated = parse_params(&raw)
-        .map_err(AuthorizeError::Page)
-        .and_then(|params| authorize::validate(&view, &params));
+    let validated = match parse_params(&raw) {
+        Err(e) => Err(AuthorizeError::Page(e)),
+        Ok(params) => {
+            let ctx = s.context(&view);
+            match request_object::resolve(&ctx, &params).await {
+                Ok(Some(merged)) => authorize::validate_resolved(&view, &merged, None),
+                Ok(None) => authorize::validate_resolved(&view, &params, None),
+                Err(e) => {
+                    let mut plain = params;
+                    plain.remove("request");
+                    plain.remove("request_uri");
+                    authorize::validate_resolved(&view, &plain, Some(e))
+                }
+            }
+        }
+    };
     let request = match validated {
         Ok(r) => r,
         Err(AuthorizeError::Page(message)) => return bad_request_page(INVALID_SIGN_IN, &message),

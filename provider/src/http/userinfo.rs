@@ -51,10 +51,18 @@ pub async fn userinfo(
         Err(e) => return bearer_error(Some(&e)),
     };
     let view = s.view.load_full();
-    match userinfo::userinfo(&s.context(&view), &token).await {
-        Ok(claims) => (
+    match userinfo::answer(&s.context(&view), &token).await {
+        Ok(userinfo::Answer::Json(claims)) => (
             [(header::CACHE_CONTROL, "no-store")],
             axum::Json(Value::Object(claims)),
+        )
+            .into_response(),
+        Ok(userinfo::Answer::Jwt(jwt)) => (
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_TYPE, "application/jwt"),
+            ],
+            jwt,
         )
             .into_response(),
         Err(e) => bearer_error(Some(&e)),

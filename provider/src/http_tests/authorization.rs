@@ -26,7 +26,8 @@ async fn discovery_and_jwks() {
         d["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256"])
     );
-    assert_eq!(d["request_parameter_supported"], false);
+    assert_eq!(d["request_parameter_supported"], true);
+    assert_eq!(d["require_request_uri_registration"], true);
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     for endpoint in [
         "introspection_endpoint",
@@ -81,8 +82,12 @@ async fn bad_client_or_redirect_uri_gets_a_page_never_a_redirect() {
 async fn authorization_errors_are_redirected_with_state_and_iss() {
     let h = harness();
     let cases = [
-        ("&request=eyJ", "request_not_supported"),
-        ("&request_uri=https%3A%2F%2Fx", "request_uri_not_supported"),
+        ("&request=eyJ", "invalid_request_object"),
+        ("&request_uri=https%3A%2F%2Fx", "invalid_request_uri"),
+        (
+            "&request=eyJ&request_uri=https%3A%2F%2Fx",
+            "invalid_request",
+        ),
         ("&prompt=none", "login_required"),
         ("&prompt=none%20login", "invalid_request"),
         ("&prompt=bogus", "invalid_request"),
@@ -728,7 +733,16 @@ async fn implicit_and_hybrid_answers_carry_hashed_tokens_in_the_fragment() {
             .unwrap(),
     )
     .await;
-    assert_eq!(u.json()["email"], "alice@example.com");
+    // This client asked for signed userinfo (OpenID Connect Core §5.3.2).
+    assert_eq!(u.headers[header::CONTENT_TYPE], "application/jwt");
+    let (header, signed) = decode_jwt(&u.body);
+    assert_eq!(header["kid"], h.kid.as_str());
+    assert_eq!(
+        (signed["iss"].as_str(), signed["aud"].as_str()),
+        (Some(ISSUER), Some("hybrid"))
+    );
+    assert_eq!(signed["email"], "alice@example.com");
+    assert_eq!(signed["sub"], id["sub"]);
 
     let r = b.get(&h, &uri("code id_token token", "&nonce=n3")).await;
     let f = r.fragment();
@@ -796,4 +810,86 @@ async fn implicit_and_hybrid_answers_carry_hashed_tokens_in_the_fragment() {
     let web = "/authorize?response_type=id_token&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid&nonce=n&state=s";
     let r = b.get(&h, web).await;
     assert_eq!(r.fragment()["error"], "unauthorized_client");
+}
+
+/// OpenID Connect Core §6: a request object's parameters replace the query's; unsigned ones are
+/// read as they are, signed ones only with a key of the client and for this provider.
+#[tokio::test]
+async fn request_objects_are_read_unsigned_or_verified_against_the_clients_keys() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    let h = harness();
+    let key = crate::test_support::client_key();
+    let signer =
+        crate::signing::Signer::from_pem(crds::Algorithm::RS256, &key.jwk.kid, &key.pkcs8_pem)
+            .unwrap();
+    let stranger = crds::keys::generate(crds::Algorithm::RS256, 2048).unwrap();
+    let stranger =
+        crate::signing::Signer::from_pem(crds::Algorithm::RS256, &key.jwk.kid, &stranger.pkcs8_pem)
+            .unwrap();
+    let object = serde_json::json!({
+        "iss": "objects", "aud": ISSUER, "client_id": "objects", "response_type": "code",
+        "redirect_uri": "https://objects.example/cb", "scope": "openid email",
+        "state": "from-object", "nonce": "n", "max_age": 3600,
+    });
+    let unsigned = format!(
+        "{}.{}.",
+        B64.encode(r#"{"alg":"none"}"#),
+        B64.encode(object.to_string())
+    );
+    let signed = signer.sign(Some("oauth-authz-req+jwt"), &object).unwrap();
+    // The query says otherwise: the object wins.
+    let uri = |request: &str| {
+        format!(
+            "/authorize?client_id=objects&response_type=code&scope=openid&state=from-query&redirect_uri=https%3A%2F%2Fobjects.example%2Fcb&request={request}"
+        )
+    };
+    let mut b = Browser::default();
+    for request in [&unsigned, &signed] {
+        let first = b.get(&h, &uri(request)).await;
+        let answer = if first.status == StatusCode::OK {
+            sign_in(&h, &mut b, &uri(request), "alice").await
+        } else {
+            first
+        };
+        assert!(answer.status.is_redirection(), "{}", answer.body);
+        let q = answer.query();
+        assert_eq!(q["state"], "from-object");
+        assert!(q.contains_key("code"), "{q:?}");
+    }
+    let mut elsewhere = object.clone();
+    elsewhere["aud"] = serde_json::json!("https://other.example");
+    let mut other_client = object.clone();
+    other_client["client_id"] = serde_json::json!("web");
+    for (request, error) in [
+        (
+            stranger.sign(None, &object).unwrap(),
+            "invalid_request_object",
+        ),
+        (
+            signer.sign(None, &elsewhere).unwrap(),
+            "invalid_request_object",
+        ),
+        (
+            signer.sign(None, &other_client).unwrap(),
+            "invalid_request_object",
+        ),
+        ("a.b.c.d.e".to_string(), "invalid_request_object"),
+    ] {
+        let r = b.get(&h, &uri(&request)).await;
+        assert!(r.status.is_redirection(), "{}", r.body);
+        let q = r.query();
+        assert_eq!(q["error"], error, "{q:?}");
+        assert_eq!(
+            q["state"], "from-query",
+            "an unread object's state is not used"
+        );
+    }
+    // A request_uri the client did not register is never fetched.
+    let r = b
+        .get(
+            &h,
+            "/authorize?client_id=objects&response_type=code&scope=openid&state=s&redirect_uri=https%3A%2F%2Fobjects.example%2Fcb&request_uri=https%3A%2F%2F169.254.169.254%2Fx",
+        )
+        .await;
+    assert_eq!(r.query()["error"], "invalid_request_uri");
 }

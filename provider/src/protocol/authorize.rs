@@ -113,7 +113,19 @@ const MAX_LENGTHS: [(&str, usize); 5] = [
 ];
 
 /// Validates an authorization request (OpenID Connect Core §3.1.2, RFC 6749 §4.1, RFC 7636).
+/// Request objects are refused: [`validate_resolved`] takes a request whose object was resolved.
 pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, AuthorizeError> {
+    validate_resolved(view, p, None)
+}
+
+/// Validates a request whose request object (if any) [`super::request_object::resolve`]
+/// merged into `p`, or failed to with `object_error`: sent back to the client once its
+/// redirect URI is known.
+pub fn validate_resolved(
+    view: &View,
+    p: &Params,
+    object_error: Option<OAuthError>,
+) -> Result<AuthorizationRequest, AuthorizeError> {
     let (client, redirect_uri) = client_and_redirect_uri(view, p)?;
     // An unsupported mode is answered in the default one; tokens never in the query.
     let response_mode = match ResponseMode::of(p) {
@@ -141,6 +153,9 @@ pub fn validate(view: &View, p: &Params) -> Result<AuthorizationRequest, Authori
         error,
         response_mode,
     };
+    if let Some(e) = object_error {
+        return Err(redirect(e));
+    }
     ResponseMode::of(p).map_err(redirect)?;
     let response_type = check_form(&client, p).map_err(redirect)?;
     if response_type.is_implicit() && p.get("response_mode").is_some_and(|m| m == "query") {

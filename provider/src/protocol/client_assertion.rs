@@ -81,6 +81,21 @@ impl KeySet {
         }
     }
 
+    /// The key that verifies a JWT with this header: named by its `kid` (or the only one fitting
+    /// its `alg`), and `alg` one of that key's.
+    pub fn verifying(
+        &self,
+        header: &jsonwebtoken::Header,
+    ) -> Result<&jsonwebtoken::DecodingKey, String> {
+        let key = self
+            .find(header.kid.as_deref(), header.alg)
+            .ok_or("no key of the client fits its kid and alg")?;
+        if !key.algs.contains(&header.alg) {
+            return Err(format!("{:?} is not an algorithm of that key", header.alg));
+        }
+        Ok(&key.key)
+    }
+
     fn knows(&self, kid: Option<&str>) -> bool {
         kid.is_none_or(|kid| self.keys.iter().any(|k| k.kid == kid))
     }
@@ -107,8 +122,8 @@ struct Fetched {
 const FRESH_FOR: Duration = Duration::from_secs(300);
 /// The shortest time between two fetches of one URI.
 const REFETCH_AFTER: Duration = Duration::from_secs(1);
-/// The largest JWK Set document read.
-const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// The largest document read from a client (JWK Set, request object).
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 /// The most URIs cached: beyond it the cache starts over.
 const MAX_CACHED: usize = 10_000;
 
@@ -180,12 +195,14 @@ impl RemoteKeys {
         }
     }
 
-    async fn fetch(&self, uri: &str) -> Result<KeySet, String> {
-        super::registration::check_url("jwks_uri", uri, self.allow_private).await?;
+    /// GETs a client's document (`field` names it in errors): only from public addresses
+    /// unless allowed, without following redirects, at most [`MAX_DOCUMENT_BYTES`].
+    pub async fn get(&self, field: &str, uri: &str, accept: &str) -> Result<Vec<u8>, String> {
+        super::registration::check_url(field, uri, self.allow_private).await?;
         let http = self.http.as_ref().ok_or("no HTTP client")?;
         let mut response = http
             .get(uri)
-            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, accept)
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -195,20 +212,39 @@ impl RemoteKeys {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
             body.extend_from_slice(&chunk);
-            if body.len() > MAX_JWKS_BYTES {
-                return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+            if body.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!("larger than {MAX_DOCUMENT_BYTES} bytes"));
             }
         }
+        Ok(body)
+    }
+
+    async fn fetch(&self, uri: &str) -> Result<KeySet, String> {
+        let body = self.get("jwks_uri", uri, "application/json").await?;
         let doc: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         let keys: Vec<PublicJwk> = doc
             .get("keys")
             .and_then(Value::as_array)
             .ok_or("not a JWK Set")?
             .iter()
-            .filter_map(|k| serde_json::from_value(k.clone()).ok())
+            .filter_map(|k| crds::keys::client_jwk(k).ok())
             .collect();
         Ok(KeySet::of(&keys))
     }
+}
+
+/// The client's public keys: inline, or fetched from its jwksUri (again when `kid` is new).
+/// `None` when it has neither.
+pub async fn client_keys(
+    ctx: &Context<'_>,
+    client: &ClientConfig,
+    kid: Option<&str>,
+) -> Result<Option<Arc<KeySet>>, OAuthError> {
+    Ok(match (&client.jwks, &client.jwks_uri) {
+        (Some(keys), _) => Some(keys.clone()),
+        (None, Some(uri)) => Some(ctx.settings.client_keys.keys(uri, kid).await?),
+        (None, None) => None,
+    })
 }
 
 fn unreachable_keys() -> OAuthError {
@@ -243,25 +279,10 @@ pub async fn verify(
     assertion: &str,
 ) -> Result<(), OAuthError> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| refused("not a JWT"))?;
-    let keys = match (&client.jwks, &client.jwks_uri) {
-        (Some(keys), _) => keys.clone(),
-        (None, Some(uri)) => {
-            ctx.settings
-                .client_keys
-                .keys(uri, header.kid.as_deref())
-                .await?
-        }
-        (None, None) => return Err(refused("the client has no keys")),
-    };
-    let key = keys
-        .find(header.kid.as_deref(), header.alg)
-        .ok_or_else(|| refused("no key of the client fits its kid and alg"))?;
-    if !key.algs.contains(&header.alg) {
-        return Err(refused(format!(
-            "{:?} is not an algorithm of that key",
-            header.alg
-        )));
-    }
+    let keys = client_keys(ctx, client, header.kid.as_deref())
+        .await?
+        .ok_or_else(|| refused("the client has no keys"))?;
+    let key = keys.verifying(&header).map_err(refused)?;
     let issuer = &ctx.view.issuer;
     let audiences: Vec<String> = std::iter::once(issuer.clone())
         .chain(
@@ -278,7 +299,7 @@ pub async fn verify(
     validation.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
     validation.leeway = LEEWAY;
     validation.validate_nbf = true;
-    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key.key, &validation)
+    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation)
         .map_err(|e| refused(e.to_string()))?
         .claims;
     let lifetime = claims.exp.saturating_sub(ctx.now);

@@ -31,6 +31,8 @@ pub enum OAuthError {
     ConsentRequired(String),
     RequestNotSupported(String),
     RequestUriNotSupported(String),
+    InvalidRequestObject(String),
+    InvalidRequestUri(String),
     // RFC 7591 §3.2.2 (registration).
     InvalidRedirectUri(String),
     InvalidClientMetadata(String),
@@ -59,6 +61,8 @@ impl OAuthError {
             Self::ConsentRequired(_) => "consent_required",
             Self::RequestNotSupported(_) => "request_not_supported",
             Self::RequestUriNotSupported(_) => "request_uri_not_supported",
+            Self::InvalidRequestObject(_) => "invalid_request_object",
+            Self::InvalidRequestUri(_) => "invalid_request_uri",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
         }
@@ -86,6 +90,8 @@ impl OAuthError {
             | Self::ConsentRequired(d)
             | Self::RequestNotSupported(d)
             | Self::RequestUriNotSupported(d)
+            | Self::InvalidRequestObject(d)
+            | Self::InvalidRequestUri(d)
             | Self::InvalidRedirectUri(d)
             | Self::InvalidClientMetadata(d) => d,
         }

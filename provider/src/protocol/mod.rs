@@ -16,6 +16,7 @@ pub mod logout;
 pub mod params;
 pub mod pkce;
 pub mod registration;
+pub mod request_object;
 pub mod revoke;
 pub mod session;
 pub mod token;

@@ -226,6 +226,34 @@ pub async fn spec_from_metadata(
     spec.token_endpoint_auth_method = Some(auth);
     spec.jwks = client_jwks(m)?;
     spec.jwks_uri = string(m, "jwks_uri")?;
+    spec.request_uris = strings(m, "request_uris")?.unwrap_or_default();
+    for u in &spec.request_uris {
+        // The provider will fetch them: the same SSRF rule.
+        check_url("request_uris", u, settings.allow_private_urls)
+            .await
+            .map_err(invalid_metadata)?;
+    }
+    spec.request_object_signing_alg = string(m, "request_object_signing_alg")?;
+    // OpenID Connect Dynamic Client Registration §2: how its ID tokens and userinfo are signed.
+    let algorithm = |field: &str| -> Result<Option<crds::Algorithm>, OAuthError> {
+        match string(m, field)? {
+            None => Ok(None),
+            Some(a) => serde_json::from_value(json!(a)).map(Some).map_err(|_| {
+                invalid_metadata(format!(
+                    "{field} {a} is not supported: use one of {}",
+                    ["RS256", "PS256", "ES256", "EdDSA"].join(", ")
+                ))
+            }),
+        }
+    };
+    if let Some(alg) = algorithm("id_token_signed_response_alg")? {
+        spec.signing_algorithm = alg;
+    }
+    spec.userinfo_signed_response_alg = match string(m, "userinfo_signed_response_alg")?.as_deref()
+    {
+        Some("none") => None,
+        _ => algorithm("userinfo_signed_response_alg")?,
+    };
     if let Some(alg) = string(m, "token_endpoint_auth_signing_alg")?
         && !ASSERTION_ALGORITHMS.contains(&alg.as_str())
     {
@@ -251,9 +279,7 @@ pub async fn spec_from_metadata(
 
 /// The algorithms client assertions may be signed with (discovery's
 /// `token_endpoint_auth_signing_alg_values_supported`).
-pub const ASSERTION_ALGORITHMS: [&str; 9] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
+pub const ASSERTION_ALGORITHMS: [&str; 9] = crds::keys::CLIENT_KEY_ALGORITHMS;
 
 /// The `jwks` member: public keys only. A private key sent here is refused, not stored.
 fn client_jwks(m: &Value) -> Result<Option<crds::client::ClientJwks>, OAuthError> {
@@ -273,9 +299,12 @@ fn client_jwks(m: &Value) -> Result<Option<crds::client::ClientJwks>, OAuthError
             "jwks holds private key material; register the public keys only",
         ));
     }
-    serde_json::from_value(jwks.clone())
-        .map(Some)
-        .map_err(|e| invalid_metadata(format!("jwks: {e}")))
+    let keys = keys
+        .iter()
+        .map(crds::keys::client_jwk)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid_metadata(format!("jwks: {e}")))?;
+    Ok(Some(crds::client::ClientJwks { keys }))
 }
 
 pub fn validate(client: &OidcClient) -> Result<(), OAuthError> {
@@ -324,6 +353,16 @@ pub fn metadata(
     }
     if let Some(uri) = &s.jwks_uri {
         out["jwks_uri"] = json!(uri);
+    }
+    out["id_token_signed_response_alg"] = json!(s.signing_algorithm.as_str());
+    if let Some(alg) = s.userinfo_signed_response_alg {
+        out["userinfo_signed_response_alg"] = json!(alg.as_str());
+    }
+    if !s.request_uris.is_empty() {
+        out["request_uris"] = json!(s.request_uris);
+    }
+    if let Some(alg) = &s.request_object_signing_alg {
+        out["request_object_signing_alg"] = json!(alg);
     }
     if let Some(created) = &client.metadata.creation_timestamp {
         out["client_id_issued_at"] = json!(created.0.as_second());

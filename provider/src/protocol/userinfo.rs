@@ -8,8 +8,38 @@ use super::{
     params::split_scopes,
 };
 
-/// The claims the access token `token` may read.
-pub async fn userinfo(ctx: &Context<'_>, token: &str) -> Result<Map<String, Value>, OAuthError> {
+/// What userinfo answers: the claims as JSON, or signed for a client that asked for that.
+#[derive(Debug)]
+pub enum Answer {
+    Json(Map<String, Value>),
+    Jwt(String),
+}
+
+/// The claims the access token `token` may read, signed (with `iss` and `aud`) when its client
+/// registered a userinfo signing algorithm (OpenID Connect Core §5.3.2).
+pub async fn answer(ctx: &Context<'_>, token: &str) -> Result<Answer, OAuthError> {
+    let (mut claims, client_id) = userinfo(ctx, token).await?;
+    let Some(alg) = ctx.view.client(&client_id).and_then(|c| c.userinfo_alg) else {
+        return Ok(Answer::Json(claims));
+    };
+    let signer =
+        ctx.view.signers.get(&alg).ok_or_else(|| {
+            OAuthError::TemporarilyUnavailable("no signing key is available".into())
+        })?;
+    claims.insert("iss".into(), json!(ctx.view.issuer));
+    claims.insert("aud".into(), json!(client_id));
+    claims.insert("iat".into(), json!(ctx.now));
+    signer
+        .sign(None, &claims)
+        .map(Answer::Jwt)
+        .map_err(|e| OAuthError::ServerError(format!("signing failed: {e}")))
+}
+
+/// The claims the access token `token` may read, and the client it was issued to.
+pub async fn userinfo(
+    ctx: &Context<'_>,
+    token: &str,
+) -> Result<(Map<String, Value>, String), OAuthError> {
     let claims = access_token::validate(ctx, token)
         .await?
         .ok_or_else(|| OAuthError::InvalidToken("the access token is invalid or expired".into()))?;
@@ -21,11 +51,14 @@ pub async fn userinfo(ctx: &Context<'_>, token: &str) -> Result<Map<String, Valu
         ));
     };
     let request = claims.userinfo_claims.map(|u| json!({ "userinfo": u }));
-    Ok(select_claims(
-        ctx.view,
-        &user,
-        &scopes,
-        request.as_ref(),
-        ClaimsTarget::Userinfo,
+    Ok((
+        select_claims(
+            ctx.view,
+            &user,
+            &scopes,
+            request.as_ref(),
+            ClaimsTarget::Userinfo,
+        ),
+        claims.client_id,
     ))
 }
