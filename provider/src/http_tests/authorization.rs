@@ -893,3 +893,36 @@ async fn request_objects_are_read_unsigned_or_verified_against_the_clients_keys(
         .await;
     assert_eq!(r.query()["error"], "invalid_request_uri");
 }
+
+/// OpenID Connect Core §5.5: a claim asked for with the `claims` parameter is released when the
+/// standard scope that holds it is one the client may request: that scope joins the request,
+/// so the consent page asks for it and the token names it.
+#[tokio::test]
+async fn a_requested_claim_brings_its_scope_to_the_consent_page() {
+    let h = harness();
+    let claims = urlencode(r#"{"userinfo":{"name":{"essential":true}}}"#);
+    let uri = format!(
+        "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid&state=s&claims={claims}"
+    );
+    let mut b = Browser::default();
+    let page = b.get(&h, &uri).await;
+    let consent = b
+        .post(
+            &h,
+            "/login",
+            &[
+                ("request", &page.field("request")),
+                ("csrf", &page.field("csrf")),
+                ("username", "alice"),
+                ("password", crate::test_support::PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        consent
+            .body
+            .contains("See your name and basic profile information"),
+        "{}",
+        consent.body
+    );
+}

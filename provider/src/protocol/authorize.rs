@@ -207,6 +207,7 @@ pub fn validate_resolved(
         ),
     };
     let id_token_hint_sub = id_token_hint_subject(view, p).map_err(redirect)?;
+    let scopes = with_claim_scopes(&client, scopes, claims.as_ref());
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect_uri,
@@ -337,6 +338,36 @@ fn requested_scopes(client: &ClientConfig, p: &Params) -> Result<Vec<String>, OA
         )));
     }
     Ok(scopes)
+}
+
+/// The scopes, with the standard ones (profile, email, address, phone) that release a claim
+/// the `claims` parameter asks for (OpenID Connect Core §5.5), where the client may request
+/// them: the consent page then asks the user for them, and what the user allowed is released.
+/// Without `openid` there are no claims to ask for.
+fn with_claim_scopes(
+    client: &ClientConfig,
+    mut scopes: Vec<String>,
+    claims: Option<&Value>,
+) -> Vec<String> {
+    let Some(claims) = claims.filter(|_| scopes.iter().any(|s| s == "openid")) else {
+        return scopes;
+    };
+    let requested: Vec<&String> = ["userinfo", "id_token"]
+        .iter()
+        .filter_map(|member| claims.get(member).and_then(Value::as_object))
+        .flat_map(|m| m.keys())
+        .collect();
+    for scope in crds::scope::USERINFO_SCOPES {
+        let releases = crds::scope::builtin(scope)
+            .is_some_and(|b| requested.iter().any(|c| b.claims.contains(&c.as_str())));
+        if releases
+            && client.scopes.iter().any(|s| s == scope)
+            && !scopes.iter().any(|s| s == scope)
+        {
+            scopes.push(scope.to_string());
+        }
+    }
+    scopes
 }
 
 /// PKCE (RFC 7636 §4.3): S256 only, required when the client requires it.

@@ -602,7 +602,9 @@ spec:
         .unwrap();
     assert_eq!(ok.status(), 200, "with its own method");
 
-    // Claims without consent: scope openid, the claims parameter asking for email and groups.
+    // Claims without consent: scope openid, the claims parameter asking for email and groups,
+    // which no scope this client may request releases (a standard scope it may request would
+    // be added to the request, and so to the consent page).
     let claims = url::form_urlencoded::byte_serialize(
         br#"{"id_token":{"email":null,"groups":null},"userinfo":{"email":null}}"#,
     )

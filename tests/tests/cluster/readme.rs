@@ -80,8 +80,9 @@ fn sh(cp: &ControlPlane, command: &str) -> String {
 }
 
 /// Commands a test cannot run from inside `cargo test`, and what runs them instead.
-const RUN_ELSEWHERE: [(&str, &str); 2] = [
+const RUN_ELSEWHERE: [(&str, &str); 3] = [
     ("tests/run", ".ci/run"),
+    ("tests/conformance/run", ".ci/run, after tests/run"),
     ("tests/fuzz", "tests/run (`tests/fuzz 20`, a short run)"),
 ];
 
