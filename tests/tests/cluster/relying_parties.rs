@@ -425,3 +425,98 @@ async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
         );
     }
 }
+
+/// The node modules tests/run installs from tests/rp/node/package-lock.json.
+fn node_modules() -> PathBuf {
+    match std::env::var_os("KUBE_OIDC_NODE_MODULES").map(PathBuf::from) {
+        Some(p) if p.join("openid-client").is_dir() => p,
+        _ => panic!(
+            "KUBE_OIDC_NODE_MODULES does not name the node modules of the relying parties; tests/run installs them from tests/rp/node/package-lock.json"
+        ),
+    }
+}
+
+/// openid-client (node, OpenID certified) against the provider over https with a private CA:
+/// discovery, a code flow with PKCE, state and nonce (it validates the ID token), userinfo,
+/// a refresh, and RP-initiated logout with the ID token as hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_signs_in_over_https_reads_userinfo_refreshes_and_signs_out() {
+    use std::io::{BufRead, BufReader, Write};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let p = Provider::standalone_tls(
+        &crds::workspace_root().join("examples/local"),
+        &cert_path,
+        &key_path,
+    );
+    kube_oidc_tests::install_crypto_provider();
+    let browser = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let discovery = format!("{}/.well-known/openid-configuration", p.issuer);
+    eventually("the https endpoint", Duration::from_secs(30), || async {
+        browser.get(&discovery).send().await.ok()
+    })
+    .await;
+    // The script next to the installed modules, as node resolves them.
+    std::os::unix::fs::symlink(node_modules(), dir.path().join("node_modules")).unwrap();
+    let script = dir.path().join("openid_client_rp.mjs");
+    std::fs::copy(
+        crds::workspace_root().join("tests/rp/node/openid_client_rp.mjs"),
+        &script,
+    )
+    .unwrap();
+    let mut rp = Command::new("node")
+        .arg(&script)
+        .args([p.issuer.as_str(), "demo", "http://127.0.0.1:8000/callback"])
+        .env("NODE_EXTRA_CA_CERTS", &cert_path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node (tests/run checks it is installed)");
+    let mut out = BufReader::new(rp.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let _ = rp.kill();
+        panic!("openid-client did not start ({e}): {line}")
+    });
+    let callback = browser_sign_in(
+        &browser,
+        started["authorize"].as_str().unwrap(),
+        "alice",
+        "demo-password",
+    )
+    .await;
+    writeln!(rp.stdin.take().unwrap(), "{callback}").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(rp.wait().unwrap().success(), "{line}");
+    let got: Value = serde_json::from_str(&line).unwrap();
+    eprintln!("openid-client: {got}");
+    assert!(got.get("error").is_none(), "{got}");
+    assert!(!got["sub"].as_str().unwrap().is_empty());
+    // OpenID Connect Core §5.4: with an access token, email comes from userinfo.
+    assert_eq!(got["id_token_email"], Value::Null, "{got}");
+    assert_eq!(got["userinfo_email"], "alice@example.com", "{got}");
+    assert_eq!(got["refreshed_sub"], got["sub"], "{got}");
+    assert_eq!(got["refresh_rotated"], true, "{got}");
+    // Its end-session URL signs the browser out.
+    let end_session = got["end_session"].as_str().unwrap();
+    assert!(
+        end_session.starts_with(&format!("{}/end_session?", p.issuer)),
+        "{end_session}"
+    );
+    let r = browser.get(end_session).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the confirmation or signed-out page");
+}
