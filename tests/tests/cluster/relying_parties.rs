@@ -436,12 +436,9 @@ fn node_modules() -> PathBuf {
     }
 }
 
-/// openid-client (node, OpenID certified) against the provider over https with a private CA:
-/// discovery, a code flow with PKCE, state and nonce (it validates the ID token), userinfo,
-/// a refresh, and RP-initiated logout with the ID token as hint.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openid_client_signs_in_over_https_reads_userinfo_refreshes_and_signs_out() {
-    use std::io::{BufRead, BufReader, Write};
+/// The standalone provider of examples/local over https with a self-signed certificate, and a
+/// browser that trusts it. Returns the provider, the browser, and the certificate's folder.
+async fn https_provider() -> (Provider, reqwest::Client, tempfile::TempDir) {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
         .unwrap()
@@ -468,6 +465,43 @@ async fn openid_client_signs_in_over_https_reads_userinfo_refreshes_and_signs_ou
         browser.get(&discovery).send().await.ok()
     })
     .await;
+    (p, browser, dir)
+}
+
+/// Runs a relying party that prints `{"authorize": URL}`, signs alice in at that URL with
+/// `browser`, gives it the callback URL on stdin, and returns the JSON line it ends with.
+async fn interactive_rp(mut cmd: Command, browser: &reqwest::Client, what: &str) -> Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut rp = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} (tests/run installs it): {e}"));
+    let mut out = BufReader::new(rp.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let _ = rp.kill();
+        panic!("{what} did not start ({e}): {line}")
+    });
+    let authorize = started["authorize"].as_str().unwrap();
+    let callback = browser_sign_in(browser, authorize, "alice", "demo-password").await;
+    writeln!(rp.stdin.take().unwrap(), "{callback}").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(rp.wait().unwrap().success(), "{what}: {line}");
+    let got: Value = serde_json::from_str(&line).unwrap();
+    eprintln!("{what}: {got}");
+    assert!(got.get("error").is_none(), "{what}: {got}");
+    got
+}
+
+/// openid-client (node, OpenID certified) against the provider over https with a private CA:
+/// discovery, a code flow with PKCE, state and nonce (it validates the ID token), userinfo,
+/// a refresh, and RP-initiated logout with the ID token as hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_signs_in_over_https_reads_userinfo_refreshes_and_signs_out() {
+    let (p, browser, dir) = https_provider().await;
     // The script next to the installed modules, as node resolves them.
     std::os::unix::fs::symlink(node_modules(), dir.path().join("node_modules")).unwrap();
     let script = dir.path().join("openid_client_rp.mjs");
@@ -476,38 +510,15 @@ async fn openid_client_signs_in_over_https_reads_userinfo_refreshes_and_signs_ou
         &script,
     )
     .unwrap();
-    let mut rp = Command::new("node")
-        .arg(&script)
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
         .args([p.issuer.as_str(), "demo", "http://127.0.0.1:8000/callback"])
-        .env("NODE_EXTRA_CA_CERTS", &cert_path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node (tests/run checks it is installed)");
-    let mut out = BufReader::new(rp.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-        let _ = rp.kill();
-        panic!("openid-client did not start ({e}): {line}")
-    });
-    let callback = browser_sign_in(
-        &browser,
-        started["authorize"].as_str().unwrap(),
-        "alice",
-        "demo-password",
-    )
-    .await;
-    writeln!(rp.stdin.take().unwrap(), "{callback}").unwrap();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    assert!(rp.wait().unwrap().success(), "{line}");
-    let got: Value = serde_json::from_str(&line).unwrap();
-    eprintln!("openid-client: {got}");
-    assert!(got.get("error").is_none(), "{got}");
+        .env("NODE_EXTRA_CA_CERTS", dir.path().join("tls.crt"));
+    let got = interactive_rp(cmd, &browser, "openid-client").await;
     assert!(!got["sub"].as_str().unwrap().is_empty());
     // OpenID Connect Core §5.4: with an access token, email comes from userinfo.
     assert_eq!(got["id_token_email"], Value::Null, "{got}");
+    assert_eq!(got["acr"], "urn:kube-oidc:acr:password", "{got}");
     assert_eq!(got["userinfo_email"], "alice@example.com", "{got}");
     assert_eq!(got["refreshed_sub"], got["sub"], "{got}");
     assert_eq!(got["refresh_rotated"], true, "{got}");
@@ -519,4 +530,27 @@ async fn openid_client_signs_in_over_https_reads_userinfo_refreshes_and_signs_ou
     );
     let r = browser.get(end_session).send().await.unwrap();
     assert_eq!(r.status(), 200, "the confirmation or signed-out page");
+}
+
+/// go-oidc with x/oauth2 (what Go services use) over https with a private CA: a code flow with
+/// PKCE, the ID token verified (signature, iss, aud, expiry, nonce, at_hash), userinfo, and a
+/// refresh through the token source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_oidc_signs_in_over_https_verifies_reads_userinfo_and_refreshes() {
+    let (p, browser, dir) = https_provider().await;
+    let binary = match std::env::var_os("KUBE_OIDC_GO_RP").map(PathBuf::from) {
+        Some(b) if b.is_file() => b,
+        _ => panic!(
+            "KUBE_OIDC_GO_RP does not name the go-oidc relying party tests/run builds from tests/rp/go"
+        ),
+    };
+    let mut cmd = Command::new(binary);
+    cmd.args([p.issuer.as_str(), "demo", "http://127.0.0.1:8000/callback"])
+        .env("SSL_CERT_FILE", dir.path().join("tls.crt"));
+    let got = interactive_rp(cmd, &browser, "go-oidc").await;
+    assert_eq!(got["userinfo_sub"], got["sub"], "{got}");
+    assert_eq!(got["userinfo_email"], "alice@example.com", "{got}");
+    assert_eq!(got["userinfo_email_verified"], true, "{got}");
+    assert_eq!(got["refreshed"], true, "{got}");
+    assert_eq!(got["refresh_rotated"], true, "{got}");
 }
