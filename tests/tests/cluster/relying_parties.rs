@@ -439,6 +439,19 @@ fn node_modules() -> PathBuf {
 /// The standalone provider of examples/local over https with a self-signed certificate, and a
 /// browser that trusts it. Returns the provider, the browser, and the certificate's folder.
 async fn https_provider() -> (Provider, reqwest::Client, tempfile::TempDir) {
+    https_provider_with("").await
+}
+
+/// Like [`https_provider`], with more manifests beside examples/local's.
+async fn https_provider_with(more: &str) -> (Provider, reqwest::Client, tempfile::TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(crds::workspace_root().join("examples/local")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, folder.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(folder.path().join("more.yaml"), more).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
         .unwrap()
@@ -448,11 +461,9 @@ async fn https_provider() -> (Provider, reqwest::Client, tempfile::TempDir) {
     let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let p = Provider::standalone_tls(
-        &crds::workspace_root().join("examples/local"),
-        &cert_path,
-        &key_path,
-    );
+    let p = Provider::standalone_tls(folder.path(), &cert_path, &key_path);
+    // (the provider has read the folder once it answers)
+    std::mem::forget(folder);
     kube_oidc_tests::install_crypto_provider();
     let browser = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
@@ -553,4 +564,158 @@ async fn go_oidc_signs_in_over_https_verifies_reads_userinfo_and_refreshes() {
     assert_eq!(got["userinfo_email_verified"], true, "{got}");
     assert_eq!(got["refreshed"], true, "{got}");
     assert_eq!(got["refresh_rotated"], true, "{got}");
+}
+
+/// Apache's mod_auth_openidc (Debian's package) in front of a page, as a confidential client
+/// with PKCE: the protected page redirects to sign-in, the callback opens a session, the
+/// module's info hook shows the verified claims and userinfo and refreshes the access token, and
+/// its logout ends at the provider's end-session endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_mod_auth_openidc_protects_a_page_refreshes_and_signs_out() {
+    let port = ControlPlane::free_port();
+    let app = format!("http://127.0.0.1:{port}");
+    let (p, browser, dir) = https_provider_with(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: apache-oidc, namespace: default}}\nstringData: {{client-secret: apache-secret-0123456789}}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: apache, namespace: default}}\nspec:\n  clientId: apache\n  redirectUris: [{app}/protected/redirect_uri]\n  postLogoutRedirectUris: [{app}/]\n  scopes: [openid, email, offline_access]\n  consent: skip\n"
+    ))
+    .await;
+    let modules = std::path::Path::new("/usr/lib/apache2/modules");
+    assert!(
+        modules.join("mod_auth_openidc.so").is_file(),
+        "mod_auth_openidc is missing: tests/run installs libapache2-mod-auth-openidc"
+    );
+    let root = dir.path().join("apache");
+    std::fs::create_dir_all(root.join("htdocs/protected")).unwrap();
+    std::fs::write(root.join("htdocs/protected/index.html"), "protected page\n").unwrap();
+    let conf = format!(
+        r#"ServerRoot {root}
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile {root}/httpd.pid
+ErrorLog {root}/error.log
+LogLevel warn auth_openidc:info
+DocumentRoot {root}/htdocs
+User nobody
+Group nogroup
+LoadModule mpm_event_module {m}/mod_mpm_event.so
+LoadModule authz_core_module {m}/mod_authz_core.so
+LoadModule authz_user_module {m}/mod_authz_user.so
+LoadModule authn_core_module {m}/mod_authn_core.so
+LoadModule auth_openidc_module {m}/mod_auth_openidc.so
+OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
+OIDCCABundlePath {ca}
+OIDCClientID apache
+OIDCClientSecret apache-secret-0123456789
+OIDCRedirectURI {app}/protected/redirect_uri
+OIDCCryptoPassphrase a-passphrase-for-the-test-0123456789
+OIDCScope "openid email offline_access"
+OIDCPKCEMethod S256
+OIDCStateInputHeaders none
+OIDCInfoHook iat id_token userinfo refresh_token access_token session
+OIDCDefaultLoggedOutURL {app}/
+<Location /protected>
+  AuthType openid-connect
+  Require valid-user
+</Location>
+<Location /protected/redirect_uri>
+  AuthType openid-connect
+  Require valid-user
+</Location>
+"#,
+        root = root.display(),
+        m = modules.display(),
+        issuer = p.issuer,
+        ca = dir.path().join("tls.crt").display(),
+    );
+    std::fs::write(root.join("httpd.conf"), conf).unwrap();
+    // Apache drops to nobody: its files must be readable.
+    for d in [dir.path(), root.as_path()] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = Command::new("/usr/sbin/apache2");
+    cmd.args([
+        "-f",
+        &root.join("httpd.conf").display().to_string(),
+        "-DFOREGROUND",
+    ]);
+    let _apache = ProcessGroup(
+        spawn_reaped(cmd, &root.join("apache.log")).expect("start apache2 (apache2-bin)"),
+    );
+    eventually("apache", Duration::from_secs(20), || async {
+        http().get(format!("{app}/")).send().await.ok()
+    })
+    .await;
+    let log = || std::fs::read_to_string(root.join("error.log")).unwrap_or_default();
+    // One browser (one cookie jar) for the app and the provider.
+    let get = |url: String| {
+        let browser = browser.clone();
+        async move { browser.get(url).send().await.unwrap() }
+    };
+    let start = get(format!("{app}/protected/index.html")).await;
+    assert_eq!(start.status(), 302, "{}", log());
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        authorize.starts_with(&format!("{}/authorize?", p.issuer)),
+        "{authorize}"
+    );
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    let callback = browser_sign_in(&browser, &authorize, "alice", "demo-password").await;
+    assert!(
+        callback.starts_with(&format!("{app}/protected/redirect_uri?")),
+        "{callback}"
+    );
+    assert_eq!(get(callback).await.status(), 302, "{}", log());
+    let page = get(format!("{app}/protected/index.html")).await;
+    assert_eq!(page.status(), 200, "{}", log());
+    assert_eq!(page.text().await.unwrap(), "protected page\n");
+    let info: Value = get(format!("{app}/protected/redirect_uri?info=json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["userinfo"]["email"], "alice@example.com", "{info}");
+    assert_eq!(info["id_token"]["aud"], "apache", "{info}");
+    assert!(info["id_token"].get("email").is_none(), "§5.4: {info}");
+    assert!(info["refresh_token"].is_string(), "{info}");
+    // The module refreshes the access token when asked to (its info hook's refresh interval).
+    let again: Value = get(format!(
+        "{app}/protected/redirect_uri?info=json&access_token_refresh_interval=0"
+    ))
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_ne!(again["access_token"], info["access_token"], "not refreshed");
+    // Its logout: the session ends and the browser goes to the provider's end-session.
+    let r = get(format!(
+        "{app}/protected/redirect_uri?logout={}",
+        urlencode(&format!("{app}/"))
+    ))
+    .await;
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to.starts_with(&format!("{}/end_session?", p.issuer)),
+        "{to}"
+    );
+    assert!(to.contains("id_token_hint="), "{to}");
+    let page = get(format!("{app}/protected/index.html")).await;
+    assert_eq!(page.status(), 302, "signed out of the app");
+}
+
+/// A process group (Apache and its workers) ended when the test ends, also by a panic.
+struct ProcessGroup(std::process::Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
