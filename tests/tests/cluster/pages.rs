@@ -352,3 +352,72 @@ async fn sign_in_pages_default_and_branded_as_a_person_sees_them() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--brand-color green"), "{stderr}");
 }
+
+/// A person in a real browser: Chromium driven through WebDriver (Debian's chromedriver and
+/// selenium, tests/rp/browser_flow.py) types a wrong password and the right one, denies
+/// consent, allows it, and signs out; the screenshots are `browser-*.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_in_chromium_signs_in_denies_allows_and_signs_out() {
+    let mut p = Provider::standalone(&crds::workspace_root().join("examples/local"), "memory");
+    p.wait_ready(Duration::from_secs(30));
+    let python = std::env::var_os("KUBE_OIDC_PYTHON").expect("KUBE_OIDC_PYTHON (tests/run)");
+    let dir = screenshots_dir();
+    let out = Command::new(python)
+        .arg(crds::workspace_root().join("tests/rp/browser_flow.py"))
+        .arg(&p.issuer)
+        .arg(&dir)
+        .output()
+        .expect("the browser flow (selenium in tests/rp/requirements.txt)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(seen.get("error").is_none(), "{seen}");
+    let text = |k: &str| seen[k].as_str().unwrap_or_default().to_string();
+    assert!(text("sign_in").contains("Demo app"), "{seen}");
+    assert!(
+        text("wrong_password").contains(ENGLISH.wrong_password),
+        "{seen}"
+    );
+    assert!(
+        text("consent").contains("See your email address")
+            && text("consent").contains("Signed in as Alice Example (alice)"),
+        "{seen}"
+    );
+    let denied = text("denied_at");
+    assert!(
+        denied.starts_with("http://127.0.0.1:8000/callback?")
+            && denied.contains("error=access_denied")
+            && denied.contains("state=browser-state"),
+        "{denied}"
+    );
+    assert!(text("consent_again").contains("Allow access"), "{seen}");
+    let allowed = text("allowed_at");
+    assert!(
+        allowed.contains("code=") && allowed.contains("state=browser-state"),
+        "{allowed}"
+    );
+    assert!(text("sign_out").contains("Sign out?"), "{seen}");
+    assert!(text("signed_out").contains("You are signed out"), "{seen}");
+    assert!(
+        text("after_sign_out").contains("Password"),
+        "signed out: the sign-in page again: {seen}"
+    );
+    for n in [
+        "1-sign-in",
+        "2-wrong-password",
+        "3-consent",
+        "5-sign-out",
+        "6-signed-out",
+    ] {
+        let png = dir.join(format!("browser-{n}.png"));
+        assert!(
+            std::fs::metadata(&png).is_ok_and(|m| m.len() > 1000),
+            "{}",
+            png.display()
+        );
+    }
+}
