@@ -719,3 +719,126 @@ impl Drop for ProcessGroup {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A test app: answers every request with the request's headers as JSON (what the proxy in
+/// front of it passed on). Returns its port; it serves until the test process ends.
+fn echo_app() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(100).flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = serde_json::Map::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some((k, v)) = line.trim_end().split_once(": ") {
+                    headers.insert(k.to_ascii_lowercase(), Value::String(v.to_string()));
+                }
+                line.clear();
+            }
+            let body = Value::Object(headers).to_string();
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// oauth2-proxy (built from its Go module) in front of a test app, as a confidential client
+/// with PKCE over https: the app is reached only after sign-in and gets the user's email and
+/// access token; the session refreshes with the refresh token; sign-out ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
+    let port = ControlPlane::free_port();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let (p, browser, dir) = https_provider_with(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: proxy-oidc, namespace: default}}\nstringData: {{client-secret: proxy-secret-0123456789}}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: proxy, namespace: default}}\nspec:\n  clientId: proxy\n  redirectUris: [{proxy}/oauth2/callback]\n  scopes: [openid, email, profile, offline_access]\n  consent: skip\n"
+    ))
+    .await;
+    let binary = match std::env::var_os("KUBE_OIDC_OAUTH2_PROXY").map(PathBuf::from) {
+        Some(b) if b.is_file() => b,
+        _ => panic!("KUBE_OIDC_OAUTH2_PROXY does not name oauth2-proxy; tests/run builds it"),
+    };
+    let app = echo_app();
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "--provider=oidc",
+        &format!("--oidc-issuer-url={}", p.issuer),
+        &format!(
+            "--provider-ca-file={}",
+            dir.path().join("tls.crt").display()
+        ),
+        "--client-id=proxy",
+        "--client-secret=proxy-secret-0123456789",
+        "--code-challenge-method=S256",
+        "--scope=openid email profile offline_access",
+        &format!("--redirect-url={proxy}/oauth2/callback"),
+        &format!("--http-address=127.0.0.1:{port}"),
+        &format!("--upstream=http://127.0.0.1:{app}/"),
+        "--cookie-secret=0123456789abcdef0123456789abcdef",
+        "--cookie-secure=false",
+        "--cookie-refresh=2s",
+        "--email-domain=*",
+        "--pass-access-token",
+        "--skip-provider-button",
+    ]);
+    let log = dir.path().join("oauth2-proxy.log");
+    let _proxy = ProcessGroup(spawn_reaped(cmd, &log).expect("start oauth2-proxy"));
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually("oauth2-proxy", Duration::from_secs(30), || async {
+        http()
+            .get(format!("{proxy}/ping"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
+    })
+    .await;
+    let get = |url: String| {
+        let browser = browser.clone();
+        async move { browser.get(url).send().await.unwrap() }
+    };
+    // Not signed in: to the provider (the app is not reached).
+    let r = get(format!("{proxy}/app")).await;
+    assert_eq!(r.status(), 302, "{}", log_text());
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        authorize.starts_with(&format!("{}/authorize?", p.issuer))
+            && authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    let callback = browser_sign_in(&browser, &authorize, "alice", "demo-password").await;
+    let r = get(callback).await;
+    assert_eq!(r.status(), 302, "{}", log_text());
+    let seen: Value = get(format!("{proxy}/app")).await.json().await.unwrap();
+    eprintln!(
+        "oauth2-proxy passed: x-forwarded-email {}, x-forwarded-user {}",
+        seen["x-forwarded-email"], seen["x-forwarded-user"]
+    );
+    // The email is not in the ID token (OpenID Connect Core §5.4): oauth2-proxy reads userinfo.
+    assert_eq!(seen["x-forwarded-email"], "alice@example.com", "{seen}");
+    let token = seen["x-forwarded-access-token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Past --cookie-refresh, the proxy refreshes the session with the refresh token.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let refreshed: Value = get(format!("{proxy}/app")).await.json().await.unwrap();
+    assert_eq!(refreshed["x-forwarded-email"], "alice@example.com");
+    assert_ne!(
+        refreshed["x-forwarded-access-token"].as_str(),
+        Some(token.as_str()),
+        "not refreshed: {}",
+        log_text()
+    );
+    // Signed out of the proxy: to the provider again.
+    let r = get(format!("{proxy}/oauth2/sign_out")).await;
+    assert_eq!(r.status(), 302);
+    let r = get(format!("{proxy}/app")).await;
+    assert_eq!(r.status(), 302, "signed out");
+}
