@@ -179,6 +179,13 @@ pub async fn spec_from_metadata(
         Some("client_secret_post") => TokenEndpointAuthMethod::ClientSecretPost,
         Some("none") => TokenEndpointAuthMethod::None,
         Some("private_key_jwt") => TokenEndpointAuthMethod::PrivateKeyJwt,
+        // The provider keeps only salted hashes of client secrets: it cannot check an HMAC
+        // keyed with one.
+        Some("client_secret_jwt") => {
+            return Err(invalid_metadata(
+                "token_endpoint_auth_method client_secret_jwt is not supported: client secrets are kept only as hashes; use private_key_jwt or client_secret_basic",
+            ));
+        }
         Some(other) => {
             return Err(invalid_metadata(format!(
                 "token_endpoint_auth_method {other} is not supported"
@@ -382,7 +389,83 @@ pub fn metadata(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// RFC 7591 and OpenID Connect Dynamic Client Registration metadata for private_key_jwt,
+    /// request objects and signed responses: kept when sound, refused with the reason.
+    #[tokio::test]
+    async fn key_and_signing_metadata_is_mapped_or_refused() {
+        let settings = Settings {
+            policy: Policy::Open,
+            allow_private_urls: false,
+            consent: ConsentPolicy::Once,
+            quota: 10,
+        };
+        let key = crds::keys::generate(crds::Algorithm::ES256, 2048)
+            .unwrap()
+            .jwk;
+        let mut kidless = serde_json::to_value(&key).unwrap();
+        kidless.as_object_mut().unwrap().remove("kid");
+        let base = json!({
+            "redirect_uris": ["https://app.example/cb"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [kidless]},
+            "id_token_signed_response_alg": "ES256",
+            "userinfo_signed_response_alg": "RS256",
+            "request_object_signing_alg": "RS256",
+        });
+        let spec = spec_from_metadata(&settings, &base).await.unwrap();
+        // A key without kid is named by its thumbprint.
+        assert_eq!(spec.jwks.unwrap().keys[0].kid, key.kid);
+        assert_eq!(spec.signing_algorithm, crds::Algorithm::ES256);
+        assert_eq!(
+            spec.userinfo_signed_response_alg,
+            Some(crds::Algorithm::RS256)
+        );
+        assert_eq!(spec.request_object_signing_alg.as_deref(), Some("RS256"));
+        let refused = |change: Value| {
+            let mut m = base.clone();
+            for (k, v) in change.as_object().unwrap() {
+                m[k] = v.clone();
+            }
+            let settings = &settings;
+            async move {
+                spec_from_metadata(settings, &m)
+                    .await
+                    .unwrap_err()
+                    .to_string()
+            }
+        };
+        let mut private = serde_json::to_value(&key).unwrap();
+        private["d"] = json!("c2VjcmV0");
+        for (change, why) in [
+            (json!({"jwks": {"keys": [private]}}), "private key material"),
+            (
+                json!({"token_endpoint_auth_method": "client_secret_jwt"}),
+                "kept only as hashes",
+            ),
+            (
+                json!({"id_token_signed_response_alg": "none"}),
+                "not supported",
+            ),
+            (
+                json!({"request_uris": ["https://10.0.0.1/r"]}),
+                "private or loopback",
+            ),
+            (
+                json!({"jwks_uri": "https://169.254.169.254/jwks"}),
+                "private or loopback",
+            ),
+            (
+                json!({"token_endpoint_auth_signing_alg": "HS256"}),
+                "not supported",
+            ),
+        ] {
+            let e = refused(change.clone()).await;
+            assert!(e.contains(why), "{change}: {e}");
+        }
+    }
 
     #[test]
     fn private_addresses() {
