@@ -905,19 +905,7 @@ async fn a_requested_claim_brings_its_scope_to_the_consent_page() {
         "/authorize?response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example%2Fcb&scope=openid&state=s&claims={claims}"
     );
     let mut b = Browser::default();
-    let page = b.get(&h, &uri).await;
-    let consent = b
-        .post(
-            &h,
-            "/login",
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("username", "alice"),
-                ("password", crate::test_support::PASSWORD),
-            ],
-        )
-        .await;
+    let consent = open_and_log_in(&h, &mut b, &uri, "alice").await;
     assert!(
         consent
             .body

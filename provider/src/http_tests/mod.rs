@@ -224,8 +224,9 @@ pub(super) fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_string()
 }
 
-/// Signs in (and consents if asked) and returns the authorization response.
-pub(super) async fn sign_in(h: &Harness, b: &mut Browser, uri: &str, user: &str) -> Reply {
+/// Opens the sign-in page of `uri` and signs `user` in: what comes next (the consent page, or
+/// the authorization response).
+pub(super) async fn open_and_log_in(h: &Harness, b: &mut Browser, uri: &str, user: &str) -> Reply {
     let page = b.get(h, uri).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
@@ -233,18 +234,12 @@ pub(super) async fn sign_in(h: &Harness, b: &mut Browser, uri: &str, user: &str)
         "not a login page: {}",
         page.body
     );
-    let mut reply = b
-        .post(
-            h,
-            "/login",
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("username", user),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    sessions::log_in(h, b, &page, user, PASSWORD).await
+}
+
+/// Signs in (and consents if asked) and returns the authorization response.
+pub(super) async fn sign_in(h: &Harness, b: &mut Browser, uri: &str, user: &str) -> Reply {
+    let mut reply = open_and_log_in(h, b, uri, user).await;
     if reply.status == StatusCode::OK && reply.body.contains("name=\"decision\"") {
         reply = b
             .post(

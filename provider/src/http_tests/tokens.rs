@@ -320,19 +320,7 @@ async fn opaque_tokens_consent_always_deny_and_claims_only_with_consent() {
     let mut b = Browser::default();
     // consent: always asks every time; deny sends access_denied.
     let uri = "/authorize?response_type=code&client_id=always&redirect_uri=https%3A%2F%2Falways.example%2Fcb&scope=openid&state=x&claims=%7B%22userinfo%22%3A%7B%22email%22%3Anull%7D%2C%22id_token%22%3A%7B%22email%22%3Anull%2C%22groups%22%3Anull%7D%7D";
-    let page = b.get(&h, uri).await;
-    let consent = b
-        .post(
-            &h,
-            "/login",
-            &[
-                ("request", &page.field("request")),
-                ("csrf", &page.field("csrf")),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let consent = open_and_log_in(&h, &mut b, uri, "alice").await;
     let denied = b
         .post(
             &h,

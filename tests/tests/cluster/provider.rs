@@ -887,23 +887,32 @@ async fn hash_password_prints_a_hash_that_signs_in() {
     assert!(query(&location).contains_key("code"));
 }
 
-/// `--tls-cert` / `--tls-key`: https end to end, with HSTS and Secure cookies.
-#[tokio::test]
-async fn serves_https_with_hsts_and_secure_cookies() {
+/// A self-signed certificate for 127.0.0.1 written to `dir` as tls.crt and tls.key: its PEM
+/// (what clients trust), and the two paths.
+pub(crate) fn self_signed_tls(
+    dir: &std::path::Path,
+) -> (String, std::path::PathBuf, std::path::PathBuf) {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
         .unwrap()
         .self_signed(&key)
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert.pem(), cert_path, key_path)
+}
+
+/// `--tls-cert` / `--tls-key`: https end to end, with HSTS and Secure cookies.
+#[tokio::test]
+async fn serves_https_with_hsts_and_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_pem, cert_path, key_path) = self_signed_tls(dir.path());
     let p = Provider::standalone_tls(&examples_local(), &cert_path, &key_path);
     assert!(p.issuer.starts_with("https://"));
     kube_oidc_tests::install_crypto_provider();
     let c = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -444,29 +444,21 @@ async fn https_provider() -> (Provider, reqwest::Client, tempfile::TempDir) {
 
 /// Like [`https_provider`], with more manifests beside examples/local's.
 async fn https_provider_with(more: &str) -> (Provider, reqwest::Client, tempfile::TempDir) {
-    let folder = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("manifests");
+    std::fs::create_dir(&folder).unwrap();
     for entry in std::fs::read_dir(crds::workspace_root().join("examples/local")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            std::fs::copy(&path, folder.path().join(path.file_name().unwrap())).unwrap();
+            std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
         }
     }
-    std::fs::write(folder.path().join("more.yaml"), more).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let p = Provider::standalone_tls(folder.path(), &cert_path, &key_path);
-    // (the provider has read the folder once it answers)
-    std::mem::forget(folder);
+    std::fs::write(folder.join("more.yaml"), more).unwrap();
+    let (cert_pem, cert_path, key_path) = crate::provider::self_signed_tls(dir.path());
+    let p = Provider::standalone_tls(&folder, &cert_path, &key_path);
     kube_oidc_tests::install_crypto_provider();
     let browser = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
         .build()
@@ -477,6 +469,14 @@ async fn https_provider_with(more: &str) -> (Provider, reqwest::Client, tempfile
     })
     .await;
     (p, browser, dir)
+}
+
+/// The manifests of a confidential client `name` (secret `<name>-secret-0123456789`, consent
+/// skipped) redirecting to `redirect`, with more spec lines.
+fn confidential_client(name: &str, redirect: &str, more_spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-oidc, namespace: default}}\nstringData: {{client-secret: {name}-secret-0123456789}}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  clientId: {name}\n  redirectUris: [{redirect}]\n  consent: skip\n{more_spec}"
+    )
 }
 
 /// Runs a relying party that prints `{"authorize": URL}`, signs alice in at that URL with
@@ -574,8 +574,10 @@ async fn go_oidc_signs_in_over_https_verifies_reads_userinfo_and_refreshes() {
 async fn apache_mod_auth_openidc_protects_a_page_refreshes_and_signs_out() {
     let port = ControlPlane::free_port();
     let app = format!("http://127.0.0.1:{port}");
-    let (p, browser, dir) = https_provider_with(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: apache-oidc, namespace: default}}\nstringData: {{client-secret: apache-secret-0123456789}}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: apache, namespace: default}}\nspec:\n  clientId: apache\n  redirectUris: [{app}/protected/redirect_uri]\n  postLogoutRedirectUris: [{app}/]\n  scopes: [openid, email, offline_access]\n  consent: skip\n"
+    let (p, browser, dir) = https_provider_with(&confidential_client(
+        "apache",
+        &format!("{app}/protected/redirect_uri"),
+        &format!("  postLogoutRedirectUris: [{app}/]\n  scopes: [openid, email, offline_access]\n"),
     ))
     .await;
     let modules = std::path::Path::new("/usr/lib/apache2/modules");
@@ -756,8 +758,10 @@ fn echo_app() -> u16 {
 async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
     let port = ControlPlane::free_port();
     let proxy = format!("http://127.0.0.1:{port}");
-    let (p, browser, dir) = https_provider_with(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: proxy-oidc, namespace: default}}\nstringData: {{client-secret: proxy-secret-0123456789}}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: proxy, namespace: default}}\nspec:\n  clientId: proxy\n  redirectUris: [{proxy}/oauth2/callback]\n  scopes: [openid, email, profile, offline_access]\n  consent: skip\n"
+    let (p, browser, dir) = https_provider_with(&confidential_client(
+        "proxy",
+        &format!("{proxy}/oauth2/callback"),
+        "  scopes: [openid, email, profile, offline_access]\n",
     ))
     .await;
     let binary = match std::env::var_os("KUBE_OIDC_OAUTH2_PROXY").map(PathBuf::from) {
@@ -782,7 +786,7 @@ async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
         &format!("--upstream=http://127.0.0.1:{app}/"),
         "--cookie-secret=0123456789abcdef0123456789abcdef",
         "--cookie-secure=false",
-        "--cookie-refresh=2s",
+        "--cookie-refresh=1s",
         "--email-domain=*",
         "--pass-access-token",
         "--skip-provider-button",
@@ -826,8 +830,9 @@ async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
         .as_str()
         .unwrap()
         .to_string();
-    // Past --cookie-refresh, the proxy refreshes the session with the refresh token.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Past --cookie-refresh (its session age counts whole seconds), the proxy refreshes the
+    // session with the refresh token.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let refreshed: Value = get(format!("{proxy}/app")).await.json().await.unwrap();
     assert_eq!(refreshed["x-forwarded-email"], "alice@example.com");
     assert_ne!(
