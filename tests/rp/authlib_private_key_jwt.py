@@ -4,8 +4,9 @@ OAuth2Session and PrivateKeyJWT. Usage: authlib_private_key_jwt.py ISSUER
 
 It serves its JWK Set on 127.0.0.1 (jwks_uri), registers itself (RFC 7591), and prints one JSON
 line {"client_id", "authorize"}; the test signs a user in and writes the callback URL back on
-stdin. It then redeems the code and refreshes with key A, rotates its JWK Set to key B and
-refreshes with B, tries A once more, and replays one assertion. Prints one JSON line of results:
+stdin. It then redeems the code with key A, validates the ID token as authlib's OpenID Connect
+client does, reads userinfo, refreshes with key A, rotates its JWK Set to key B and refreshes
+with B, tries A once more, and replays one assertion. Prints one JSON line of results:
 "ok" or "refused: <error>" each."""
 
 import http.server
@@ -18,7 +19,10 @@ import urllib.request
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
-from joserfc.jwk import RSAKey
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+from joserfc.jws import JWSRegistry
 
 REDIRECT = "http://127.0.0.1:8000/cb"
 
@@ -73,14 +77,14 @@ def main():
             "grant_types": ["authorization_code", "refresh_token"],
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks_uri": jwks_uri,
-            "scope": "openid offline_access",
+            "scope": "openid email offline_access",
         }).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as r:
         registered = json.load(r)
     client_id = registered["client_id"]
-    with_a = session(client_id, a, token_endpoint, scope="openid offline_access",
+    with_a = session(client_id, a, token_endpoint, scope="openid email offline_access",
                      code_challenge_method="S256")
     verifier = "v" * 64
     url, _ = with_a.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier)
@@ -96,6 +100,25 @@ def main():
                                         code_verifier=verifier))
 
     results["code_with_a"] = attempt(redeem)
+
+    def id_token():
+        # As authlib's OpenID Connect client does (sync_openid.parse_id_token).
+        with urllib.request.urlopen(metadata["jwks_uri"], timeout=10) as r:
+            key_set = KeySet.import_key_set(json.load(r))
+        decoded = jwt.decode(token["id_token"], key=key_set,
+                             registry=JWSRegistry(algorithms=["RS256"], strict_check_header=False))
+        claims = CodeIDToken(decoded.claims, decoded.header, {"iss": {"values": [metadata["issuer"]]}},
+                             {"nonce": None, "client_id": client_id, "access_token": token["access_token"]})
+        claims.validate(leeway=60)
+
+    def userinfo():
+        r = requests.get(metadata["userinfo_endpoint"], timeout=10,
+                         headers={"Authorization": f"Bearer {token['access_token']}"})
+        if r.status_code != 200 or r.json().get("email") != "alice@example.com":
+            raise RuntimeError(f"{r.status_code} {r.text}")
+
+    results["id_token"] = attempt(id_token)
+    results["userinfo"] = attempt(userinfo)
 
     def refresh(key):
         def call():

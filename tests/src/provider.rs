@@ -44,6 +44,16 @@ impl Provider {
         cert: &std::path::Path,
         key: &std::path::Path,
     ) -> Provider {
+        Self::standalone_tls_with(manifests, cert, key, &[])
+    }
+
+    /// Standalone over TLS, with more flags.
+    pub fn standalone_tls_with(
+        manifests: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        extra: &[&str],
+    ) -> Provider {
         let port = ControlPlane::free_port();
         let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
         cmd.arg("--manifests")
@@ -51,7 +61,8 @@ impl Provider {
             .arg("--tls-cert")
             .arg(cert)
             .arg("--tls-key")
-            .arg(key);
+            .arg(key)
+            .args(extra);
         Self::start_on(cmd, "tls", port, Some(&format!("https://127.0.0.1:{port}")))
     }
 

@@ -233,7 +233,22 @@ pub async fn spec_from_metadata(
     spec.token_endpoint_auth_method = Some(auth);
     spec.jwks = client_jwks(m)?;
     spec.jwks_uri = string(m, "jwks_uri")?;
-    spec.request_uris = strings(m, "request_uris")?.unwrap_or_default();
+    // Some libraries send relative request_uris nobody could fetch (pyoidc: `requests/<hash>`):
+    // those are left out (RFC 7591 §3.2.1 lets the server replace values; the answer shows
+    // what is kept), and only absolute http(s) URLs are kept.
+    spec.request_uris = match m.get("request_uris") {
+        Some(Value::String(one)) => vec![one.clone()],
+        _ => strings(m, "request_uris")?.unwrap_or_default(),
+    }
+    .into_iter()
+    .filter(|u| {
+        let absolute = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "https" | "http"));
+        if !absolute {
+            tracing::debug!(request_uri = %u, "a request_uri that is not an absolute URL is left out");
+        }
+        absolute
+    })
+    .collect();
     for u in &spec.request_uris {
         // The provider will fetch them: the same SSRF rule.
         check_url("request_uris", u, settings.allow_private_urls)
@@ -424,6 +439,11 @@ mod tests {
             Some(crds::Algorithm::RS256)
         );
         assert_eq!(spec.request_object_signing_alg.as_deref(), Some("RS256"));
+        // pyoidc's relative request_uris are left out, not refused.
+        let mut relative = base.clone();
+        relative["request_uris"] = json!("requests/abc");
+        let spec = spec_from_metadata(&settings, &relative).await.unwrap();
+        assert!(spec.request_uris.is_empty());
         let refused = |change: Value| {
             let mut m = base.clone();
             for (k, v) in change.as_object().unwrap() {

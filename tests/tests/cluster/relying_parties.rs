@@ -371,24 +371,26 @@ async fn an_access_token_never_passes_authlib_as_an_id_token() {
     );
 }
 
-/// private_key_jwt (RFC 7523) as authlib does it: a client registers with its `jwks_uri`,
-/// redeems a code and refreshes with assertions signed by its key, rotates its key (the
-/// provider fetches the JWK Set again for the unknown `kid`), and is refused with the retired
-/// key and for a replayed assertion. No client secret is handed out.
+/// private_key_jwt (RFC 7523) as authlib does it, over https with a private CA: a client
+/// registers with its `jwks_uri`, redeems a code with an assertion signed by its key, validates
+/// the ID token as authlib's OpenID Connect client does, reads userinfo, refreshes, rotates its
+/// key (the provider fetches the JWK Set again for the unknown `kid`), and is refused with the
+/// retired key and for a replayed assertion. No client secret is handed out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
     use std::io::{BufRead, BufReader, Write};
-    let folder = crds::workspace_root().join("examples/local");
     let flags = [
         "--registration",
         "open",
         "--registration-allow-private-urls",
     ];
-    let mut p = Provider::standalone_with(&folder, "memory", &flags);
-    p.wait_ready(Duration::from_secs(30));
+    let (p, browser, dir) = https_provider_with("", &flags).await;
+    let ca = dir.path().join("tls.crt");
     let mut rp = Command::new(python())
         .arg(crds::workspace_root().join("tests/rp/authlib_private_key_jwt.py"))
         .arg(&p.issuer)
+        .env("SSL_CERT_FILE", &ca)
+        .env("REQUESTS_CA_BUNDLE", &ca)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -402,7 +404,7 @@ async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
     });
     assert_eq!(started["secret_returned"], false, "{started}");
     let authorize = started["authorize"].as_str().unwrap();
-    let callback = browser_sign_in(&http(), authorize, "alice", "demo-password").await;
+    let callback = browser_sign_in(&browser, authorize, "alice", "demo-password").await;
     writeln!(rp.stdin.take().unwrap(), "{callback}").unwrap();
     line.clear();
     out.read_line(&mut line).unwrap();
@@ -411,6 +413,8 @@ async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
     eprintln!("authlib: {results}");
     for step in [
         "code_with_a",
+        "id_token",
+        "userinfo",
         "refresh_with_a",
         "refresh_with_b",
         "introspect",
@@ -439,11 +443,14 @@ fn node_modules() -> PathBuf {
 /// The standalone provider of examples/local over https with a self-signed certificate, and a
 /// browser that trusts it. Returns the provider, the browser, and the certificate's folder.
 async fn https_provider() -> (Provider, reqwest::Client, tempfile::TempDir) {
-    https_provider_with("").await
+    https_provider_with("", &[]).await
 }
 
-/// Like [`https_provider`], with more manifests beside examples/local's.
-async fn https_provider_with(more: &str) -> (Provider, reqwest::Client, tempfile::TempDir) {
+/// Like [`https_provider`], with more manifests beside examples/local's and more flags.
+async fn https_provider_with(
+    more: &str,
+    flags: &[&str],
+) -> (Provider, reqwest::Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("manifests");
     std::fs::create_dir(&folder).unwrap();
@@ -455,7 +462,7 @@ async fn https_provider_with(more: &str) -> (Provider, reqwest::Client, tempfile
     }
     std::fs::write(folder.join("more.yaml"), more).unwrap();
     let (cert_pem, cert_path, key_path) = crate::provider::self_signed_tls(dir.path());
-    let p = Provider::standalone_tls(&folder, &cert_path, &key_path);
+    let p = Provider::standalone_tls_with(&folder, &cert_path, &key_path, flags);
     kube_oidc_tests::install_crypto_provider();
     let browser = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
@@ -574,11 +581,16 @@ async fn go_oidc_signs_in_over_https_verifies_reads_userinfo_and_refreshes() {
 async fn apache_mod_auth_openidc_protects_a_page_refreshes_and_signs_out() {
     let port = ControlPlane::free_port();
     let app = format!("http://127.0.0.1:{port}");
-    let (p, browser, dir) = https_provider_with(&confidential_client(
-        "apache",
-        &format!("{app}/protected/redirect_uri"),
-        &format!("  postLogoutRedirectUris: [{app}/]\n  scopes: [openid, email, offline_access]\n"),
-    ))
+    let (p, browser, dir) = https_provider_with(
+        &confidential_client(
+            "apache",
+            &format!("{app}/protected/redirect_uri"),
+            &format!(
+                "  postLogoutRedirectUris: [{app}/]\n  scopes: [openid, email, offline_access]\n"
+            ),
+        ),
+        &[],
+    )
     .await;
     let modules = std::path::Path::new("/usr/lib/apache2/modules");
     assert!(
@@ -758,11 +770,14 @@ fn echo_app() -> u16 {
 async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
     let port = ControlPlane::free_port();
     let proxy = format!("http://127.0.0.1:{port}");
-    let (p, browser, dir) = https_provider_with(&confidential_client(
-        "proxy",
-        &format!("{proxy}/oauth2/callback"),
-        "  scopes: [openid, email, profile, offline_access]\n",
-    ))
+    let (p, browser, dir) = https_provider_with(
+        &confidential_client(
+            "proxy",
+            &format!("{proxy}/oauth2/callback"),
+            "  scopes: [openid, email, profile, offline_access]\n",
+        ),
+        &[],
+    )
     .await;
     let binary = match std::env::var_os("KUBE_OIDC_OAUTH2_PROXY").map(PathBuf::from) {
         Some(b) if b.is_file() => b,
