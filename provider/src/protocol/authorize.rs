@@ -10,8 +10,7 @@ use serde_json::Value;
 use super::{
     Context, OAuthError,
     interaction::{self, Interaction, SignInStep, Started},
-    params::random_token,
-    params::{Params, split_scopes},
+    params::{Params, random_token, split_scopes},
     pkce::is_challenge,
     session::Session,
     token::{

@@ -6,6 +6,7 @@ use super::{
     Context, OAuthError, access_token,
     claims::{ClaimsTarget, select_claims},
     params::split_scopes,
+    token::issuance,
 };
 
 /// What userinfo answers: the claims as JSON, or signed for a client that asked for that.
@@ -22,17 +23,14 @@ pub async fn answer(ctx: &Context<'_>, token: &str) -> Result<Answer, OAuthError
     let Some(alg) = ctx.view.client(&client_id).and_then(|c| c.userinfo_alg) else {
         return Ok(Answer::Json(claims));
     };
-    let signer =
-        ctx.view.signers.get(&alg).ok_or_else(|| {
-            OAuthError::TemporarilyUnavailable("no signing key is available".into())
-        })?;
+    let signer = issuance::signer(ctx.view, alg)?;
     claims.insert("iss".into(), json!(ctx.view.issuer));
     claims.insert("aud".into(), json!(client_id));
     claims.insert("iat".into(), json!(ctx.now));
     signer
         .sign(None, &claims)
         .map(Answer::Jwt)
-        .map_err(|e| OAuthError::ServerError(format!("signing failed: {e}")))
+        .map_err(issuance::signing_failed)
 }
 
 /// The claims the access token `token` may read, and the client it was issued to.

@@ -39,7 +39,16 @@ pub struct Issuance<'a> {
 /// `acr_values` can ask for it and see it granted.
 pub const ACR_PASSWORD: &str = "urn:kube-oidc:acr:password";
 
-fn signing_failed(e: impl std::fmt::Display) -> OAuthError {
+/// The active signer of `alg`; `temporarily_unavailable` (and an error logged) while that
+/// algorithm has no active key.
+pub fn signer(view: &crate::config::View, alg: crds::Algorithm) -> Result<&Signer, OAuthError> {
+    view.signers.get(&alg).map(|s| s.as_ref()).ok_or_else(|| {
+        tracing::error!(alg = alg.as_str(), "no active signing key");
+        OAuthError::TemporarilyUnavailable("no signing key is available".into())
+    })
+}
+
+pub fn signing_failed(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!(error = %e, "signing");
     OAuthError::ServerError("signing failed".into())
 }
@@ -48,10 +57,7 @@ impl Issuance<'_> {
     /// The token response.
     pub async fn mint(self, ctx: &Context<'_>) -> Result<Value, OAuthError> {
         let client = self.client;
-        let signer = ctx.view.signers.get(&client.alg).ok_or_else(|| {
-            tracing::error!(alg = client.alg.as_str(), "no active signing key");
-            OAuthError::TemporarilyUnavailable("no signing key is available".into())
-        })?;
+        let signer = signer(ctx.view, client.alg)?;
         if let Some(f) = &self.family {
             // The family outlives every token issued from it; deleting it revokes them all.
             ctx.store
@@ -119,10 +125,7 @@ impl Issuance<'_> {
         with_id_token: bool,
     ) -> Result<Vec<(&'static str, String)>, OAuthError> {
         let client = self.client;
-        let signer = ctx.view.signers.get(&client.alg).ok_or_else(|| {
-            tracing::error!(alg = client.alg.as_str(), "no active signing key");
-            OAuthError::TemporarilyUnavailable("no signing key is available".into())
-        })?;
+        let signer = signer(ctx.view, client.alg)?;
         let mut out = Vec::new();
         let mut access_token = None;
         if with_access_token {
