@@ -177,12 +177,7 @@ async fn self_subject_review(b: &ControlPlane, token: &str) -> (u16, Value) {
 
 /// Tokens for `user` from a code flow of the test's own (not kubelogin).
 async fn tokens(issuer: &str, ca: &str, client_id: &str, redirect: &str, user: &str) -> Value {
-    let c = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let c = crate::provider::browser_trusting(ca);
     code_flow(
         &c,
         issuer,

@@ -887,6 +887,17 @@ async fn hash_password_prints_a_hash_that_signs_in() {
     assert!(query(&location).contains_key("code"));
 }
 
+/// A browser (cookies kept, redirects not followed) that trusts the CA `ca_pem`.
+pub(crate) fn browser_trusting(ca_pem: &str) -> reqwest::Client {
+    kube_oidc_tests::install_crypto_provider();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
 /// A self-signed certificate for 127.0.0.1 written to `dir` as tls.crt and tls.key: its PEM
 /// (what clients trust), and the two paths.
 pub(crate) fn self_signed_tls(

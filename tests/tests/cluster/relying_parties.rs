@@ -463,13 +463,7 @@ async fn https_provider_with(
     std::fs::write(folder.join("more.yaml"), more).unwrap();
     let (cert_pem, cert_path, key_path) = crate::provider::self_signed_tls(dir.path());
     let p = Provider::standalone_tls_with(&folder, &cert_path, &key_path, flags);
-    kube_oidc_tests::install_crypto_provider();
-    let browser = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let browser = crate::provider::browser_trusting(&cert_pem);
     let discovery = format!("{}/.well-known/openid-configuration", p.issuer);
     eventually("the https endpoint", Duration::from_secs(30), || async {
         browser.get(&discovery).send().await.ok()
@@ -661,11 +655,7 @@ OIDCDefaultLoggedOutURL {app}/
     .await;
     let log = || std::fs::read_to_string(root.join("error.log")).unwrap_or_default();
     // One browser (one cookie jar) for the app and the provider.
-    let get = |url: String| {
-        let browser = browser.clone();
-        async move { browser.get(url).send().await.unwrap() }
-    };
-    let start = get(format!("{app}/protected/index.html")).await;
+    let start = get(&browser, format!("{app}/protected/index.html")).await;
     assert_eq!(start.status(), 302, "{}", log());
     let authorize = start.headers()["location"].to_str().unwrap().to_string();
     assert!(
@@ -681,11 +671,11 @@ OIDCDefaultLoggedOutURL {app}/
         callback.starts_with(&format!("{app}/protected/redirect_uri?")),
         "{callback}"
     );
-    assert_eq!(get(callback).await.status(), 302, "{}", log());
-    let page = get(format!("{app}/protected/index.html")).await;
+    assert_eq!(get(&browser, callback).await.status(), 302, "{}", log());
+    let page = get(&browser, format!("{app}/protected/index.html")).await;
     assert_eq!(page.status(), 200, "{}", log());
     assert_eq!(page.text().await.unwrap(), "protected page\n");
-    let info: Value = get(format!("{app}/protected/redirect_uri?info=json"))
+    let info: Value = get(&browser, format!("{app}/protected/redirect_uri?info=json"))
         .await
         .json()
         .await
@@ -695,19 +685,23 @@ OIDCDefaultLoggedOutURL {app}/
     assert!(info["id_token"].get("email").is_none(), "§5.4: {info}");
     assert!(info["refresh_token"].is_string(), "{info}");
     // The module refreshes the access token when asked to (its info hook's refresh interval).
-    let again: Value = get(format!(
-        "{app}/protected/redirect_uri?info=json&access_token_refresh_interval=0"
-    ))
+    let again: Value = get(
+        &browser,
+        format!("{app}/protected/redirect_uri?info=json&access_token_refresh_interval=0"),
+    )
     .await
     .json()
     .await
     .unwrap();
     assert_ne!(again["access_token"], info["access_token"], "not refreshed");
     // Its logout: the session ends and the browser goes to the provider's end-session.
-    let r = get(format!(
-        "{app}/protected/redirect_uri?logout={}",
-        urlencode(&format!("{app}/"))
-    ))
+    let r = get(
+        &browser,
+        format!(
+            "{app}/protected/redirect_uri?logout={}",
+            urlencode(&format!("{app}/"))
+        ),
+    )
     .await;
     let to = r.headers()["location"].to_str().unwrap().to_string();
     assert!(
@@ -715,8 +709,13 @@ OIDCDefaultLoggedOutURL {app}/
         "{to}"
     );
     assert!(to.contains("id_token_hint="), "{to}");
-    let page = get(format!("{app}/protected/index.html")).await;
+    let page = get(&browser, format!("{app}/protected/index.html")).await;
     assert_eq!(page.status(), 302, "signed out of the app");
+}
+
+/// One GET from `browser` (its cookies, no redirects followed).
+async fn get(browser: &reqwest::Client, url: String) -> reqwest::Response {
+    browser.get(url).send().await.unwrap()
 }
 
 /// A process group (Apache and its workers) ended when the test ends, also by a panic.
@@ -818,12 +817,8 @@ async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
             .filter(|r| r.status() == 200)
     })
     .await;
-    let get = |url: String| {
-        let browser = browser.clone();
-        async move { browser.get(url).send().await.unwrap() }
-    };
     // Not signed in: to the provider (the app is not reached).
-    let r = get(format!("{proxy}/app")).await;
+    let r = get(&browser, format!("{proxy}/app")).await;
     assert_eq!(r.status(), 302, "{}", log_text());
     let authorize = r.headers()["location"].to_str().unwrap().to_string();
     assert!(
@@ -832,9 +827,13 @@ async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
         "{authorize}"
     );
     let callback = browser_sign_in(&browser, &authorize, "alice", "demo-password").await;
-    let r = get(callback).await;
+    let r = get(&browser, callback).await;
     assert_eq!(r.status(), 302, "{}", log_text());
-    let seen: Value = get(format!("{proxy}/app")).await.json().await.unwrap();
+    let seen: Value = get(&browser, format!("{proxy}/app"))
+        .await
+        .json()
+        .await
+        .unwrap();
     eprintln!(
         "oauth2-proxy passed: x-forwarded-email {}, x-forwarded-user {}",
         seen["x-forwarded-email"], seen["x-forwarded-user"]
@@ -848,7 +847,11 @@ async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
     // Past --cookie-refresh (its session age counts whole seconds), the proxy refreshes the
     // session with the refresh token.
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    let refreshed: Value = get(format!("{proxy}/app")).await.json().await.unwrap();
+    let refreshed: Value = get(&browser, format!("{proxy}/app"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(refreshed["x-forwarded-email"], "alice@example.com");
     assert_ne!(
         refreshed["x-forwarded-access-token"].as_str(),
@@ -857,8 +860,8 @@ async fn oauth2_proxy_signs_people_in_before_the_app_and_refreshes() {
         log_text()
     );
     // Signed out of the proxy: to the provider again.
-    let r = get(format!("{proxy}/oauth2/sign_out")).await;
+    let r = get(&browser, format!("{proxy}/oauth2/sign_out")).await;
     assert_eq!(r.status(), 302);
-    let r = get(format!("{proxy}/app")).await;
+    let r = get(&browser, format!("{proxy}/app")).await;
     assert_eq!(r.status(), 302, "signed out");
 }
