@@ -131,7 +131,7 @@ pub fn public_client_auth_none() -> Rule {
 pub fn confidential_client_authenticates() -> Rule {
     rule(
         "self.type != 'confidential' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none'",
-        "a confidential client must authenticate: use client_secret_basic, client_secret_post or private_key_jwt, or set type: public",
+        "a confidential client must authenticate: use client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt, or set type: public",
     )
     .field_path(".tokenEndpointAuthMethod")
 }

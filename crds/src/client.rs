@@ -251,6 +251,11 @@ pub struct OidcClientStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_hash: Option<String>,
 
+    /// The current secret sealed (AES-256-GCM) with the provider's sealing key, for
+    /// client_secret_jwt only: the provider checks HMACs with the secret itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secret: Option<String>,
+
     /// The previous secret after a rotation, accepted until `expiresAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret: Option<PreviousSecret>,
@@ -266,6 +271,9 @@ pub struct OidcClientStatus {
 pub struct PreviousSecret {
     /// Salted SHA-256 of the previous secret.
     pub hash: String,
+    /// The previous secret sealed, as `sealedSecret` (client_secret_jwt only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     /// When the previous secret stops being accepted.
     pub expires_at: Time,
 }
@@ -440,6 +448,9 @@ pub enum ConsentPolicy {
 pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with HMAC keyed by the client secret (RFC 7523). The provider must recover
+    /// the secret, so the operator keeps it sealed in status (see `crds::sealed`).
+    ClientSecretJwt,
     PrivateKeyJwt,
     None,
 }
@@ -520,12 +531,20 @@ impl OidcClientSpec {
         self.type_ == ClientType::Public || self.require_pkce.unwrap_or(false)
     }
 
-    /// Authenticates with a client secret (client_secret_basic or client_secret_post).
+    /// Authenticates with a client secret (client_secret_basic, client_secret_post or
+    /// client_secret_jwt).
     pub fn uses_secret(&self) -> bool {
         matches!(
             self.token_endpoint_auth_method(),
-            TokenEndpointAuthMethod::ClientSecretBasic | TokenEndpointAuthMethod::ClientSecretPost
+            TokenEndpointAuthMethod::ClientSecretBasic
+                | TokenEndpointAuthMethod::ClientSecretPost
+                | TokenEndpointAuthMethod::ClientSecretJwt
         )
+    }
+
+    /// The provider needs the secret itself, not only its hash (client_secret_jwt).
+    pub fn needs_recoverable_secret(&self) -> bool {
+        self.token_endpoint_auth_method() == TokenEndpointAuthMethod::ClientSecretJwt
     }
 
     /// The effective token endpoint authentication method.

@@ -14,6 +14,7 @@ pub mod condition;
 pub mod keys;
 pub mod policy;
 pub mod scope;
+pub mod sealed;
 pub mod secret;
 pub mod signing_key;
 pub mod validation;

@@ -23,6 +23,19 @@ pub const KEY_CLIENT_ID: &str = "client-id";
 pub const KEY_CLIENT_SECRET: &str = "client-secret";
 /// Key of a client's credentials Secret: the issuer URL.
 pub const KEY_ISSUER_URL: &str = "issuer-url";
+/// The shortest secret a client_secret_jwt client may have: HMAC-SHA256's key size (RFC 7518
+/// §3.2). A generated secret has 43 characters.
+pub const MIN_HMAC_SECRET: usize = 32;
+
+/// Why `secret` cannot key a client_secret_jwt client's HMAC, if it cannot.
+pub fn hmac_secret_problem(secret: &str) -> Option<String> {
+    (secret.len() < MIN_HMAC_SECRET).then(|| {
+        format!(
+            "client_secret_jwt signs with HMAC keyed by the secret: {KEY_CLIENT_SECRET} must be at least {MIN_HMAC_SECRET} bytes (RFC 7518 §3.2); put a longer one there"
+        )
+    })
+}
+
 /// Key of the users Secret: the users directory (YAML).
 pub const KEY_USERS: &str = "users.yaml";
 

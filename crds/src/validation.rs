@@ -209,7 +209,7 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
         ClientType::Confidential if method == TokenEndpointAuthMethod::None => out.push(invalid(
             "spec.tokenEndpointAuthMethod",
             Reason::InvalidAuthMethod,
-            "a confidential client must authenticate: use client_secret_basic, client_secret_post or private_key_jwt, or set type: public",
+            "a confidential client must authenticate: use client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt, or set type: public",
         )),
         _ => {}
     }

@@ -8,6 +8,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use crds::{
     ClientType, OidcClient, OidcClientStatus, OidcScope, PreviousSecret, ROTATE_SECRET_ANNOTATION,
+    sealed::SealingKey,
     secret::{generate_secret, hash_secret, verify_secret},
 };
 use jiff::Timestamp;
@@ -354,6 +355,7 @@ pub async fn reconcile(client: Arc<OidcClient>, ctx: Arc<Context>) -> Result<Act
     let outcome = if client.spec.type_ == ClientType::Public {
         status.secret_name = None;
         status.secret_hash = None;
+        status.sealed_secret = None;
         status.previous_secret = None;
         Ok(format!("served as public client {}", client.client_id()))
     } else {
@@ -524,6 +526,7 @@ fn record_secret(status: &mut OidcClientStatus, value: &str, now: Timestamp, gra
             .unwrap_or(now);
         status.previous_secret = Some(PreviousSecret {
             hash: old,
+            sealed: status.sealed_secret.take(),
             expires_at: Time(expires),
         });
     }
@@ -594,11 +597,96 @@ async fn reconcile_secret(
     if let Some((type_, reason, message)) = note {
         status::publish(ctx, client, type_, reason.as_str(), &message).await;
     }
+    if client.spec.needs_recoverable_secret()
+        && let Some(problem) = crds::secret::hmac_secret_problem(&value)
+    {
+        return Ok(Err((
+            Reason::SecretInvalid,
+            format!("Secret {name}: {problem}"),
+        )));
+    }
     if let Some(r) = rotate {
         status.observed_rotate_secret = Some(r);
     }
     record_secret(status, &value, now, ctx.args.secret_grace_period.into());
+    let key = if client.spec.needs_recoverable_secret() {
+        Some(sealing_key(ctx).await?)
+    } else {
+        None
+    };
+    let owner =
+        crds::sealed::client_owner(&client.namespace().unwrap_or_default(), &client.name_any());
+    record_sealed(status, &value, key.as_ref(), &owner);
     Ok(Ok(()))
+}
+
+/// Status of a client_secret_jwt client: its secret sealed for the provider, sealed again only
+/// when the value (or the sealing key) changed, so a reconcile writes nothing new. Other clients
+/// carry no sealed secret. Pure.
+fn record_sealed(
+    status: &mut OidcClientStatus,
+    value: &str,
+    key: Option<&SealingKey>,
+    owner: &str,
+) {
+    let Some(key) = key else {
+        status.sealed_secret = None;
+        if let Some(prev) = status.previous_secret.as_mut() {
+            prev.sealed = None;
+        }
+        return;
+    };
+    let current = status
+        .sealed_secret
+        .as_deref()
+        .and_then(|s| key.open(owner, s));
+    if current.as_deref() != Some(value) {
+        status.sealed_secret = Some(key.seal(owner, value));
+    }
+}
+
+/// The provider's sealing key, made (32 random bytes into a Secret in the provider's namespace)
+/// the first time a client needs it.
+async fn sealing_key(ctx: &Context) -> Result<SealingKey, Error> {
+    use crds::sealed::{KEY_SEALING_KEY, SEALING_KEY_SECRET};
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.args.namespace);
+    let invalid = || {
+        Error::Internal(format!(
+            "Secret {}/{SEALING_KEY_SECRET} has no 32-byte key {KEY_SEALING_KEY}; delete it and a new one is made (client_secret_jwt clients then need a new sealed secret, which follows)",
+            ctx.args.namespace
+        ))
+    };
+    if let Some(existing) = secrets
+        .get_opt(SEALING_KEY_SECRET)
+        .await
+        .map_err(Error::kube("get sealing key Secret"))?
+    {
+        return SealingKey::from_secret(&existing).ok_or_else(invalid);
+    }
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(SEALING_KEY_SECRET.into()),
+            namespace: Some(ctx.args.namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_string(),
+                MANAGED_BY.to_string(),
+            )])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            KEY_SEALING_KEY.to_string(),
+            k8s_openapi::ByteString(crds::sealed::generate_key()),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(made) => SealingKey::from_secret(&made).ok_or_else(invalid),
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(Error::Internal(format!(
+            "Secret {SEALING_KEY_SECRET} appeared meanwhile"
+        ))),
+        Err(e) => Err(Error::kube("create sealing key Secret")(e)),
+    }
 }
 
 #[cfg(test)]
@@ -719,5 +807,39 @@ mod tests {
         assert!(verify_secret("one", &prev.hash));
         assert_eq!(prev.expires_at.0.as_second(), 1_060);
         assert!(verify_secret("two", status.secret_hash.as_ref().unwrap()));
+    }
+
+    /// client_secret_jwt: the secret sealed once (a reconcile with the same value writes the same
+    /// status), sealed again for a new value with the old one kept beside the previous hash, and
+    /// none for clients that use only the hash.
+    #[test]
+    fn a_client_secret_jwt_secret_is_sealed_once_and_follows_rotation() {
+        let key = SealingKey::from_bytes(&crds::sealed::generate_key()).unwrap();
+        let owner = crds::sealed::client_owner("team", "web");
+        let now = Timestamp::from_second(1_000).unwrap();
+        let grace = Duration::from_secs(60);
+        let mut status = OidcClientStatus::default();
+        record_secret(&mut status, "one", now, grace);
+        record_sealed(&mut status, "one", Some(&key), &owner);
+        let sealed = status.sealed_secret.clone().unwrap();
+        assert_eq!(key.open(&owner, &sealed).as_deref(), Some("one"));
+        record_secret(&mut status, "one", now, grace);
+        record_sealed(&mut status, "one", Some(&key), &owner);
+        assert_eq!(status.sealed_secret.as_ref(), Some(&sealed), "unchanged");
+        record_secret(&mut status, "two", now, grace);
+        record_sealed(&mut status, "two", Some(&key), &owner);
+        let prev = status.previous_secret.clone().unwrap();
+        assert_eq!(prev.sealed.as_ref(), Some(&sealed));
+        let current = status.sealed_secret.clone().unwrap();
+        assert_eq!(key.open(&owner, &current).as_deref(), Some("two"));
+        // A new sealing key: sealed again with it.
+        let other = SealingKey::from_bytes(&crds::sealed::generate_key()).unwrap();
+        record_sealed(&mut status, "two", Some(&other), &owner);
+        let resealed = status.sealed_secret.clone().unwrap();
+        assert_eq!(other.open(&owner, &resealed).as_deref(), Some("two"));
+        // Switched to client_secret_basic: nothing sealed is kept.
+        record_sealed(&mut status, "two", None, &owner);
+        assert!(status.sealed_secret.is_none());
+        assert!(status.previous_secret.unwrap().sealed.is_none());
     }
 }

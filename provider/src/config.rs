@@ -51,6 +51,9 @@ pub struct ClientConfig {
     /// Salted hashes of the secrets accepted now (current, and the previous one in its grace
     /// period).
     pub secret_hashes: Vec<String>,
+    /// The secrets themselves (current, and the previous one in its grace period), for
+    /// client_secret_jwt only: the keys its HMAC-signed assertions verify with.
+    pub hmac_secrets: Vec<HmacSecret>,
     /// The object's identity (metadata.uid; the client ID where there is none, in standalone
     /// mode): remembered consent belongs to it, so a new client reusing an ID starts with none.
     pub uid: String,
@@ -87,8 +90,17 @@ impl ClientConfig {
             id_token_ttl: s.id_token_ttl.into(),
             refresh_token_ttl: s.refresh_token_ttl.into(),
             secret_hashes,
+            hmac_secrets: Vec::new(),
             uid: c.metadata.uid.clone().unwrap_or_else(|| c.client_id()),
             max_session: None,
+        }
+    }
+
+    /// With the secrets its HMAC-signed assertions verify with (client_secret_jwt).
+    pub fn with_hmac_secrets(self, hmac_secrets: Vec<HmacSecret>) -> Self {
+        Self {
+            hmac_secrets,
+            ..self
         }
     }
 
@@ -111,6 +123,16 @@ impl ClientConfig {
             ok |= crds::secret::verify_secret(secret, h);
         }
         ok
+    }
+}
+
+/// A client secret kept to verify HMACs with; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HmacSecret(pub String);
+
+impl std::fmt::Debug for HmacSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacSecret(..)")
     }
 }
 
@@ -364,8 +386,8 @@ fn discovery(
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": std::iter::once("none").chain(algs.iter().copied()).collect::<Vec<_>>(),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
-        "token_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::ASSERTION_ALGORITHMS,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::assertion_algorithms(),
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": scope_names,
         "claims_supported": claims,
@@ -381,11 +403,11 @@ fn discovery(
         "authorization_response_iss_parameter_supported": true,
         "device_authorization_endpoint": e("/device_authorization"),
         "introspection_endpoint": e("/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "introspection_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::ASSERTION_ALGORITHMS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::assertion_algorithms(),
         "revocation_endpoint": e("/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
-        "revocation_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::ASSERTION_ALGORITHMS,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": crate::protocol::registration::assertion_algorithms(),
         "end_session_endpoint": e("/end_session"),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,

@@ -249,15 +249,19 @@ impl Manifests {
             let name = c.metadata.name.clone().unwrap_or_default();
             let mut problems = self.client_problems(c, &mut ids);
             // In a cluster the operator generates it; here it comes with the folder.
-            if c.spec.uses_secret()
-                && self
-                    .secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET)
-                    .is_none()
-            {
+            let secret = self.secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET);
+            if c.spec.uses_secret() && secret.is_none() {
                 problems.push(format!(
                     "a confidential client needs its secret: add a Secret named {} with key client-secret",
                     c.secret_name()
                 ));
+            }
+            if c.spec.needs_recoverable_secret()
+                && let Some(problem) = secret
+                    .as_deref()
+                    .and_then(crds::secret::hmac_secret_problem)
+            {
+                problems.push(format!("Secret {}: {problem}", c.secret_name()));
             }
             if !problems.is_empty() {
                 return Err(ManifestError::Client {
@@ -266,7 +270,6 @@ impl Manifests {
                     message: problems.join("; "),
                 });
             }
-            let secret = self.secret_value(&c.secret_name(), crds::secret::KEY_CLIENT_SECRET);
             served.push(self.served(c, secret.as_deref()));
         }
         Ok(served)
@@ -275,11 +278,17 @@ impl Manifests {
     /// A checked client as served, with its secret's hash and its policy's session limit.
     fn served(&self, c: &OidcClient, secret: Option<&str>) -> ClientConfig {
         let max_session = self.governing(c).and_then(|g| g.max_session());
+        let secret = secret.filter(|_| c.spec.uses_secret());
         let hashes = secret
-            .filter(|_| c.spec.uses_secret())
             .map(|secret| vec![crds::secret::hash_secret(secret)])
             .unwrap_or_default();
-        ClientConfig::from_resource(c, hashes).with_max_session(max_session)
+        let hmac = secret
+            .filter(|_| c.spec.needs_recoverable_secret())
+            .map(|s| vec![crate::config::HmacSecret(s.to_string())])
+            .unwrap_or_default();
+        ClientConfig::from_resource(c, hashes)
+            .with_hmac_secrets(hmac)
+            .with_max_session(max_session)
     }
 
     fn check_scopes(&self) -> Result<(), ManifestError> {

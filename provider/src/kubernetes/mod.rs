@@ -156,6 +156,14 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
             watcher::Config::default(),
             tx.clone(),
         ),
+        sealing_key: watch(
+            Api::<Secret>::namespaced(client.clone(), ns),
+            watcher::Config::default().fields(&format!(
+                "metadata.name={}",
+                crds::sealed::SEALING_KEY_SECRET
+            )),
+            tx.clone(),
+        ),
     };
     let users_secret = watch(
         Api::<Secret>::namespaced(client.clone(), ns),
@@ -204,6 +212,8 @@ struct Watches {
     key_secrets: Watched<Secret>,
     policies: Watched<DeserializeGuard<ClientPolicy>>,
     namespaces: Watched<Namespace>,
+    /// The key client_secret_jwt clients' secrets are sealed with in their status.
+    sealing_key: Watched<Secret>,
 }
 
 impl Watches {
@@ -214,6 +224,7 @@ impl Watches {
             && self.key_secrets.is_ready()
             && self.policies.is_ready()
             && self.namespaces.is_ready()
+            && self.sealing_key.is_ready()
     }
 }
 
@@ -233,7 +244,12 @@ fn build(
         key_secrets,
         policies,
         namespaces,
+        sealing_key,
     } = watches;
+    let sealing_key = sealing_key
+        .state()
+        .first()
+        .and_then(|s| crds::sealed::SealingKey::from_secret(s));
     let now = jiff::Timestamp::now();
     let oidc_scopes: Vec<OidcScope> = scopes
         .state()
@@ -267,14 +283,26 @@ fn build(
                 return None;
             }
             let mut hashes: Vec<String> = status.secret_hash.iter().cloned().collect();
-            if let Some(prev) = &status.previous_secret
-                && prev.expires_at.0 > now
-            {
+            let previous = status
+                .previous_secret
+                .as_ref()
+                .filter(|prev| prev.expires_at.0 > now);
+            if let Some(prev) = previous {
                 hashes.push(prev.hash.clone());
             }
             if c.spec.uses_secret() && hashes.is_empty() {
                 return None;
             }
+            let hmac_secrets = if c.spec.needs_recoverable_secret() {
+                let secrets = unsealed_secrets(c, status, previous, sealing_key.as_ref());
+                if secrets.is_empty() {
+                    tracing::warn!(client = %c.client_id(), "not served: its sealed secret does not open with the sealing key (the operator seals it again)");
+                    return None;
+                }
+                secrets
+            } else {
+                Vec::new()
+            };
             // The policy as it is now, even when the operator is not running to say so.
             let ns = c.namespace().unwrap_or_default();
             let governing = crds::policy::governing_client(
@@ -288,7 +316,11 @@ fn build(
                 tracing::debug!(client = %c.client_id(), violation = %v, "not served: policy violation");
                 return None;
             }
-            Some(ClientConfig::from_resource(c, hashes).with_max_session(governing.max_session()))
+            Some(
+                ClientConfig::from_resource(c, hashes)
+                    .with_hmac_secrets(hmac_secrets)
+                    .with_max_session(governing.max_session()),
+            )
         })
         .collect();
     let mut inputs = Vec::new();
@@ -322,6 +354,25 @@ fn build(
             registration: settings.registration,
         },
     )
+}
+
+/// A client_secret_jwt client's secrets (current, and the previous one in its grace period),
+/// opened from its status with the sealing key.
+fn unsealed_secrets(
+    c: &OidcClient,
+    status: &crds::OidcClientStatus,
+    previous: Option<&crds::PreviousSecret>,
+    key: Option<&crds::sealed::SealingKey>,
+) -> Vec<config::HmacSecret> {
+    let Some(key) = key else { return Vec::new() };
+    let owner = crds::sealed::client_owner(&c.namespace().unwrap_or_default(), &c.name_any());
+    status
+        .sealed_secret
+        .iter()
+        .chain(previous.and_then(|p| p.sealed.as_ref()))
+        .filter_map(|sealed| key.open(&owner, sealed))
+        .map(config::HmacSecret)
+        .collect()
 }
 
 /// The keys a SigningKey's status publishes, each checked as a relying party will use it.

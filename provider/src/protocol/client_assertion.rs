@@ -10,7 +10,7 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use crds::PublicJwk;
+use crds::{PublicJwk, TokenEndpointAuthMethod};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -269,20 +269,63 @@ struct AssertionClaims {
     jti: Option<String>,
 }
 
-/// Verifies `assertion` as `client`'s (RFC 7523 §3): signed by one of its keys with an
-/// asymmetric algorithm, `iss` and `sub` its client ID, `aud` this provider (its issuer or one
-/// of its endpoints), unexpired and valid at most [`MAX_LIFETIME`], and its `jti` never seen
-/// before.
+/// Whether an assertion's header names an HMAC algorithm (client_secret_jwt), unverified.
+pub fn is_hmac(assertion: &str) -> bool {
+    jsonwebtoken::decode_header(assertion).is_ok_and(|h| hmac_hash_len(h.alg).is_some())
+}
+
+/// The output size of an HMAC algorithm: the shortest key it is used with (RFC 7518 §3.2).
+fn hmac_hash_len(alg: jsonwebtoken::Algorithm) -> Option<usize> {
+    match alg {
+        jsonwebtoken::Algorithm::HS256 => Some(32),
+        jsonwebtoken::Algorithm::HS384 => Some(48),
+        jsonwebtoken::Algorithm::HS512 => Some(64),
+        _ => None,
+    }
+}
+
+/// The keys an assertion with this header may verify with: for client_secret_jwt its secrets
+/// (HMAC, each long enough for the algorithm), otherwise the one public key its header names.
+async fn verifying_keys(
+    ctx: &Context<'_>,
+    client: &ClientConfig,
+    header: &jsonwebtoken::Header,
+) -> Result<Vec<jsonwebtoken::DecodingKey>, OAuthError> {
+    if client.auth_method == TokenEndpointAuthMethod::ClientSecretJwt {
+        let min = hmac_hash_len(header.alg).ok_or_else(|| {
+            refused("client_secret_jwt assertions are signed with HS256, HS384 or HS512")
+        })?;
+        let keys: Vec<_> = client
+            .hmac_secrets
+            .iter()
+            .filter(|s| s.0.len() >= min)
+            .map(|s| jsonwebtoken::DecodingKey::from_secret(s.0.as_bytes()))
+            .collect();
+        if keys.is_empty() {
+            return Err(refused(format!(
+                "the client's secret is too short for {:?}",
+                header.alg
+            )));
+        }
+        return Ok(keys);
+    }
+    let keys = client_keys(ctx, client, header.kid.as_deref())
+        .await?
+        .ok_or_else(|| refused("the client has no keys"))?;
+    Ok(vec![keys.verifying(header).map_err(refused)?.clone()])
+}
+
+/// Verifies `assertion` as `client`'s (RFC 7523 §3): signed by one of its public keys with an
+/// asymmetric algorithm (private_key_jwt) or with HMAC keyed by its secret (client_secret_jwt),
+/// `iss` and `sub` its client ID, `aud` this provider (its issuer or one of its endpoints),
+/// unexpired and valid at most [`MAX_LIFETIME`], and its `jti` never seen before.
 pub async fn verify(
     ctx: &Context<'_>,
     client: &ClientConfig,
     assertion: &str,
 ) -> Result<(), OAuthError> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| refused("not a JWT"))?;
-    let keys = client_keys(ctx, client, header.kid.as_deref())
-        .await?
-        .ok_or_else(|| refused("the client has no keys"))?;
-    let key = keys.verifying(&header).map_err(refused)?;
+    let keys = verifying_keys(ctx, client, &header).await?;
     let issuer = &ctx.view.issuer;
     let audiences: Vec<String> = std::iter::once(issuer.clone())
         .chain(
@@ -299,9 +342,16 @@ pub async fn verify(
     validation.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
     validation.leeway = LEEWAY;
     validation.validate_nbf = true;
-    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation)
-        .map_err(|e| refused(e.to_string()))?
-        .claims;
+    // Current and previous secret: the first that verifies.
+    let mut outcome = Err(refused("no key"));
+    for key in &keys {
+        outcome = jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation)
+            .map_err(|e| refused(e.to_string()));
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    let claims = outcome?.claims;
     let lifetime = claims.exp.saturating_sub(ctx.now);
     if lifetime > MAX_LIFETIME {
         return Err(refused(format!(

@@ -1,5 +1,6 @@
 //! Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3):
-//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523), and public clients
+//! `client_secret_basic`, `client_secret_post`, `client_secret_jwt` and `private_key_jwt`
+//! (RFC 7523), and public clients
 //! by `client_id` alone.
 
 use std::sync::Arc;
@@ -55,14 +56,20 @@ impl Attempt {
             None if params.contains_key("client_secret") => {
                 (params.get("client_id").cloned(), "client_secret_post")
             }
-            None if params.contains_key("client_assertion") => (
-                params.get("client_id").cloned().or_else(|| {
+            None if params.contains_key("client_assertion") => {
+                let assertion = params.get("client_assertion");
+                (
                     params
-                        .get("client_assertion")
-                        .and_then(|a| client_assertion::claimed_subject(a))
-                }),
-                "private_key_jwt",
-            ),
+                        .get("client_id")
+                        .cloned()
+                        .or_else(|| assertion.and_then(|a| client_assertion::claimed_subject(a))),
+                    if assertion.is_some_and(|a| client_assertion::is_hmac(a)) {
+                        "client_secret_jwt"
+                    } else {
+                        "private_key_jwt"
+                    },
+                )
+            }
             None => (params.get("client_id").cloned(), "none"),
         };
         Self { client_id, method }
@@ -125,8 +132,8 @@ pub async fn authenticate(
     }
 }
 
-/// `private_key_jwt`: the client named by `client_id` or by the assertion's `sub`, registered
-/// for that method, and an assertion it signed.
+/// `private_key_jwt` and `client_secret_jwt`: the client named by `client_id` or by the
+/// assertion's `sub`, registered for one of them, and an assertion it signed.
 async fn by_assertion(
     ctx: &Context<'_>,
     basic: Option<&str>,
@@ -164,7 +171,10 @@ async fn by_assertion(
     };
     let unknown = || OAuthError::InvalidClient("unknown client or wrong credentials".into());
     let client = ctx.view.client(&id).ok_or_else(unknown)?;
-    if client.auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
+    if !matches!(
+        client.auth_method,
+        TokenEndpointAuthMethod::PrivateKeyJwt | TokenEndpointAuthMethod::ClientSecretJwt
+    ) {
         return Err(OAuthError::InvalidClient(format!(
             "this client authenticates with {}",
             method_name(client.auth_method)
@@ -179,6 +189,7 @@ fn method_name(m: TokenEndpointAuthMethod) -> &'static str {
     match m {
         TokenEndpointAuthMethod::ClientSecretBasic => "client_secret_basic",
         TokenEndpointAuthMethod::ClientSecretPost => "client_secret_post",
+        TokenEndpointAuthMethod::ClientSecretJwt => "client_secret_jwt",
         TokenEndpointAuthMethod::PrivateKeyJwt => "private_key_jwt",
         TokenEndpointAuthMethod::None => "none",
     }

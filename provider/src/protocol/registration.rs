@@ -179,13 +179,7 @@ pub async fn spec_from_metadata(
         Some("client_secret_post") => TokenEndpointAuthMethod::ClientSecretPost,
         Some("none") => TokenEndpointAuthMethod::None,
         Some("private_key_jwt") => TokenEndpointAuthMethod::PrivateKeyJwt,
-        // The provider keeps only salted hashes of client secrets: it cannot check an HMAC
-        // keyed with one.
-        Some("client_secret_jwt") => {
-            return Err(invalid_metadata(
-                "token_endpoint_auth_method client_secret_jwt is not supported: client secrets are kept only as hashes; use private_key_jwt or client_secret_basic",
-            ));
-        }
+        Some("client_secret_jwt") => TokenEndpointAuthMethod::ClientSecretJwt,
         Some(other) => {
             return Err(invalid_metadata(format!(
                 "token_endpoint_auth_method {other} is not supported"
@@ -278,6 +272,8 @@ pub async fn spec_from_metadata(
     };
     if let Some(alg) = string(m, "token_endpoint_auth_signing_alg")?
         && !ASSERTION_ALGORITHMS.contains(&alg.as_str())
+        && !(auth == TokenEndpointAuthMethod::ClientSecretJwt
+            && HMAC_ALGORITHMS.contains(&alg.as_str()))
     {
         return Err(invalid_metadata(format!(
             "token_endpoint_auth_signing_alg {alg} is not supported"
@@ -302,6 +298,17 @@ pub async fn spec_from_metadata(
 /// The algorithms client assertions may be signed with (discovery's
 /// `token_endpoint_auth_signing_alg_values_supported`).
 pub const ASSERTION_ALGORITHMS: [&str; 9] = crds::keys::CLIENT_KEY_ALGORITHMS;
+
+/// The algorithms client_secret_jwt assertions may be signed with: HMAC keyed by the secret.
+pub const HMAC_ALGORITHMS: [&str; 3] = ["HS256", "HS384", "HS512"];
+
+/// Every algorithm a client assertion may be signed with, as discovery lists them.
+pub fn assertion_algorithms() -> Vec<&'static str> {
+    ASSERTION_ALGORITHMS
+        .into_iter()
+        .chain(HMAC_ALGORITHMS)
+        .collect()
+}
 
 /// The `jwks` member: public keys only. A private key sent here is refused, not stored.
 fn client_jwks(m: &Value) -> Result<Option<crds::client::ClientJwks>, OAuthError> {
@@ -444,6 +451,18 @@ mod tests {
         relative["request_uris"] = json!("requests/abc");
         let spec = spec_from_metadata(&settings, &relative).await.unwrap();
         assert!(spec.request_uris.is_empty());
+        // client_secret_jwt, with an HMAC algorithm for its assertions.
+        let hmac = json!({
+            "redirect_uris": ["https://app.example/cb"],
+            "token_endpoint_auth_method": "client_secret_jwt",
+            "token_endpoint_auth_signing_alg": "HS256",
+        });
+        let spec = spec_from_metadata(&settings, &hmac).await.unwrap();
+        assert_eq!(
+            spec.token_endpoint_auth_method,
+            Some(TokenEndpointAuthMethod::ClientSecretJwt)
+        );
+        assert!(spec.uses_secret() && spec.needs_recoverable_secret());
         let refused = |change: Value| {
             let mut m = base.clone();
             for (k, v) in change.as_object().unwrap() {
@@ -462,12 +481,13 @@ mod tests {
         for (change, why) in [
             (json!({"jwks": {"keys": [private]}}), "private key material"),
             (
-                json!({"token_endpoint_auth_method": "client_secret_jwt"}),
-                "kept only as hashes",
-            ),
-            (
                 json!({"id_token_signed_response_alg": "none"}),
                 "not supported",
+            ),
+            // HMAC is for client_secret_jwt, not for a client that has keys.
+            (
+                json!({"token_endpoint_auth_signing_alg": "HS256"}),
+                "HS256 is not supported",
             ),
             (
                 json!({"request_uris": ["https://10.0.0.1/r"]}),

@@ -430,6 +430,152 @@ async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
     }
 }
 
+/// client_secret_jwt (RFC 7523 with HMAC) as authlib does it, in a cluster: the operator
+/// generates the secret into the client's Secret and seals it in status with the sealing key it
+/// makes in the provider's namespace; the provider, which cannot read application Secrets,
+/// opens it and checks authlib's HMAC-signed assertions through a code flow with PKCE, ID token,
+/// userinfo, refresh, introspection (a replay refused) and client_credentials. After a rotation
+/// the new secret and, for the grace period, the previous one both work; a secret the client
+/// never had does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_authenticates_with_client_secret_jwt_through_the_operators_sealed_secret() {
+    use std::io::{BufRead, BufReader, Write};
+    let cp = control_plane();
+    let ns = cp.namespace("secret-jwt").await;
+    let _op = Operator::start(cp, &ns.name, "a", &[]);
+    create_signing_key(&ns).await;
+    install_demo_users(&ns).await;
+    let mut p = Provider::in_cluster(cp, &ns.name, "memory", &[]);
+    p.wait_ready(Duration::from_secs(30));
+    let clients = ns.api::<crds::OidcClient>();
+    let client: crds::OidcClient = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: hmac}\nspec:\n  clientId: hmac\n  redirectUris: [\"http://127.0.0.1:8000/cb\"]\n  grantTypes: [authorization_code, refresh_token, client_credentials]\n  scopes: [openid, email, offline_access]\n  tokenEndpointAuthMethod: client_secret_jwt\n",
+    )
+    .unwrap();
+    clients
+        .create(&kube::api::PostParams::default(), &client)
+        .await
+        .unwrap();
+    let secret_of = async || {
+        let s = ns
+            .api::<k8s_openapi::api::core::v1::Secret>()
+            .get_opt("hmac-oidc")
+            .await
+            .ok()??;
+        crds::secret::secret_data(&s, "client-secret")
+    };
+    let sealed_status = async || {
+        let status = clients.get("hmac").await.ok()?.status?;
+        status.sealed_secret.is_some().then_some(status)
+    };
+    let status = eventually(
+        "a sealed secret in status",
+        Duration::from_secs(15),
+        sealed_status,
+    )
+    .await;
+    let first = secret_of().await.expect("the client's Secret");
+    let sealed = status.sealed_secret.unwrap();
+    assert!(
+        sealed.starts_with("v1.") && !sealed.contains(&first),
+        "{sealed}"
+    );
+    let key_secret = ns
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get(crds::sealed::SEALING_KEY_SECRET)
+        .await
+        .unwrap();
+    let key = crds::sealed::SealingKey::from_secret(&key_secret).expect("a 32-byte sealing key");
+    let owner = crds::sealed::client_owner(&ns.name, "hmac");
+    assert_eq!(key.open(&owner, &sealed).as_deref(), Some(first.as_str()));
+
+    let script = crds::workspace_root().join("tests/rp/authlib_client_secret_jwt.py");
+    let grant = |secret: &str| {
+        let out = Command::new(python())
+            .arg(&script)
+            .args([p.issuer.as_str(), "hmac", secret, "--client-credentials"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+        v["client_credentials"].as_str().unwrap().to_string()
+    };
+    eventually(
+        "the provider to serve the client",
+        Duration::from_secs(15),
+        || async { (grant(&first) == "ok").then_some(()) },
+    )
+    .await;
+
+    let mut rp = Command::new(python())
+        .arg(&script)
+        .args([p.issuer.as_str(), "hmac", &first])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(rp.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let _ = rp.kill();
+        panic!("the relying party did not start ({e}): {line}")
+    });
+    let browser = http();
+    let callback = browser_sign_in(
+        &browser,
+        started["authorize"].as_str().unwrap(),
+        "alice",
+        "demo-password",
+    )
+    .await;
+    writeln!(rp.stdin.take().unwrap(), "{callback}").unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(rp.wait().unwrap().success(), "{line}");
+    let results: Value = serde_json::from_str(&line).unwrap();
+    eprintln!("authlib client_secret_jwt: {results}");
+    for step in ["code", "id_token", "userinfo", "refresh", "introspect"] {
+        assert_eq!(results[step], "ok", "{step}: {results}");
+    }
+    let replayed = results["introspect_replayed"].as_str().unwrap();
+    assert!(
+        replayed.starts_with("refused") && replayed.contains("invalid_client"),
+        "{results}"
+    );
+
+    // Rotation: the new secret works, the previous one too for the grace period.
+    let mut patch = serde_json::json!({"metadata": {"annotations": {}}});
+    patch["metadata"]["annotations"]["kubeoidc.dev/rotate-secret"] = "1".into();
+    clients
+        .patch(
+            "hmac",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .unwrap();
+    let second = eventually("a rotated secret", Duration::from_secs(15), || async {
+        secret_of().await.filter(|v| *v != first)
+    })
+    .await;
+    eventually(
+        "the provider to take the new secret",
+        Duration::from_secs(15),
+        || async { (grant(&second) == "ok").then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        grant(&first),
+        "ok",
+        "the previous secret in its grace period"
+    );
+    let never = grant(&"n".repeat(43));
+    assert!(never.contains("invalid_client"), "{never}");
+    ns.delete().await;
+}
+
 /// The node modules tests/run installs from tests/rp/node/package-lock.json.
 fn node_modules() -> PathBuf {
     match std::env::var_os("KUBE_OIDC_NODE_MODULES").map(PathBuf::from) {

@@ -342,6 +342,85 @@ async fn private_key_jwt_accepts_one_fresh_assertion_signed_by_the_clients_key()
     assert_eq!(e.code(), "invalid_client");
 }
 
+/// RFC 7523 with HMAC (client_secret_jwt): the assertion verifies with the client's current or
+/// previous secret, an algorithm its secret is long enough for, once; a secret it never had, an
+/// asymmetric algorithm, or the secret sent in the clear are refused.
+#[tokio::test]
+async fn client_secret_jwt_accepts_an_assertion_keyed_by_the_current_or_previous_secret() {
+    use crate::{config::HmacSecret, test_support::client};
+    let mut f = Fixture::new();
+    let current = "c".repeat(43);
+    let previous = "p".repeat(64);
+    let spec = "  clientId: hmac\n  grantTypes: [client_credentials]\n  tokenEndpointAuthMethod: client_secret_jwt\n";
+    f.view.clients.insert(
+        "hmac".into(),
+        std::sync::Arc::new(
+            crate::config::ClientConfig::from_resource(
+                &client(spec),
+                vec![crds::secret::hash_secret(&current)],
+            )
+            .with_hmac_secrets(vec![
+                HmacSecret(current.clone()),
+                HmacSecret(previous.clone()),
+            ]),
+        ),
+    );
+    let now = crate::protocol::now();
+    let token_endpoint = format!("{}/token", crate::test_support::ISSUER);
+    let sign = |alg: jsonwebtoken::Algorithm, secret: &str, jti: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(alg),
+            &serde_json::json!({"iss": "hmac", "sub": "hmac", "aud": token_endpoint, "jti": jti, "exp": now + 60}),
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let ctx = f.ctx();
+    let auth = async |assertion: &str| {
+        let form = [
+            ("client_assertion_type", client_assertion::JWT_BEARER),
+            ("client_assertion", assertion),
+        ];
+        client_auth::authenticate(&ctx, None, &params(&form)).await
+    };
+    use jsonwebtoken::Algorithm::{HS256, HS512};
+    let good = sign(HS256, &current, "1");
+    assert_eq!(auth(&good).await.unwrap().id, "hmac");
+    assert_eq!(auth(&sign(HS512, &previous, "2")).await.unwrap().id, "hmac");
+    let refused = async |assertion: &str, why: &str| {
+        let e = auth(assertion).await.unwrap_err();
+        assert_eq!(e.code(), "invalid_client", "{why}");
+        assert!(e.to_string().contains(why), "{e} does not say {why}");
+    };
+    refused(&good, "used before").await;
+    refused(&sign(HS256, &"x".repeat(43), "3"), "InvalidSignature").await;
+    // HS512 needs a 64-byte key: the 43-byte current secret is not tried.
+    refused(&sign(HS512, &current, "4"), "InvalidSignature").await;
+    let es = crds::keys::generate(crds::Algorithm::ES256, 2048).unwrap();
+    let signer =
+        crate::signing::Signer::from_pem(crds::Algorithm::ES256, &es.jwk.kid, &es.pkcs8_pem)
+            .unwrap();
+    let asymmetric = signer
+        .sign(None, &serde_json::json!({"iss": "hmac", "sub": "hmac", "aud": token_endpoint, "jti": "5", "exp": now + 60}))
+        .unwrap();
+    refused(&asymmetric, "HS256, HS384 or HS512").await;
+    // The secret itself is not a way in for this client.
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let basic = STANDARD.encode(format!("hmac:{current}"));
+    let e = client_auth::authenticate(&ctx, Some(&basic), &params(&[]))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("authenticates with client_secret_jwt"),
+        "{e}"
+    );
+    assert_eq!(
+        client_auth::Attempt::of(None, &params(&[("client_assertion", &good)])).method,
+        "client_secret_jwt"
+    );
+}
+
 #[tokio::test]
 async fn a_refresh_token_used_twice_at_once_succeeds_later_reuse_revokes_the_family() {
     let mut f = Fixture::new();
