@@ -194,6 +194,29 @@ impl View {
         build(issuer, Sources::default())
     }
 
+    /// The same view with other keys: what a standalone key rotation serves. Clients are shared,
+    /// not copied; the signing algorithms, and so discovery, stay the same.
+    pub fn with_keys(&self, keys: &[KeyInput]) -> View {
+        let Published {
+            signers,
+            verifier,
+            jwks,
+            max_age,
+        } = Published::of(keys);
+        View {
+            issuer: self.issuer.clone(),
+            clients: self.clients.clone(),
+            scopes: self.scopes.clone(),
+            signers,
+            verifier,
+            users: self.users.clone(),
+            discovery: self.discovery.clone(),
+            jwks,
+            jwks_max_age: max_age,
+            synced: self.synced,
+        }
+    }
+
     pub fn client(&self, id: &str) -> Option<Arc<ClientConfig>> {
         self.clients.get(id).cloned()
     }

@@ -154,6 +154,47 @@ fn registration_policy(
     Ok(policy)
 }
 
+/// What serves the keys after a standalone rotation.
+enum Rotated {
+    /// The view alone: its keys are swapped.
+    View(config::SharedView),
+    /// The registry's view (the folder's and the registered clients): rebuilt.
+    Registry(Arc<registry::StoreRegistry>),
+}
+
+/// Standalone key rotation, the admin action `kill -HUP <pid>`: every SigningKey of the folder
+/// gets a new key that signs from now on; the keys before stay published until the next
+/// rotation. (A cluster rotates with the `kubeoidc.dev/rotate` annotation instead.)
+async fn rotate_on_sighup(ring: Arc<manifests::KeyRing>, rotated: Rotated) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: keys rotate only at a restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let kids = match ring.rotate() {
+            Ok(kids) => kids,
+            Err(e) => {
+                tracing::error!(error = %e, "key rotation failed; the keys before keep signing");
+                continue;
+            }
+        };
+        match &rotated {
+            Rotated::View(view) => view.store(Arc::new(view.load().with_keys(&ring.keys()))),
+            Rotated::Registry(registry) => {
+                if let Err(e) = registry.rebuild().await {
+                    tracing::error!(error = %e, "view not rebuilt after the key rotation");
+                    continue;
+                }
+            }
+        }
+        tracing::info!(kids = ?kids, "signing keys rotated (SIGHUP); the previous ones stay published until the next rotation");
+    }
+}
+
 /// Fills `view` from the manifests folder, or starts watching the cluster; returns how
 /// registration is served.
 async fn watch_or_load(
@@ -181,8 +222,10 @@ async fn watch_or_load(
         metrics
             .clients
             .set(i64::try_from(folder.client_count()).unwrap_or(i64::MAX));
+        let ring = folder.key_ring();
         let Some(policy) = policy else {
             view.store(Arc::new(folder.into_view(issuer)));
+            tokio::spawn(rotate_on_sighup(ring, Rotated::View(view.clone())));
             return Ok(None);
         };
         // Registered clients live in the store, next to the folder's.
@@ -212,6 +255,7 @@ async fn watch_or_load(
                 }
             });
         }
+        tokio::spawn(rotate_on_sighup(ring, Rotated::Registry(registry.clone())));
         return Ok(Some(http::register::Registration {
             settings: settings(policy),
             registry: registry::Registry::Store(registry),

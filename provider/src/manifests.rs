@@ -1,7 +1,7 @@
 //! Standalone mode: the same kinds read from a folder of YAML files, validated with the shared
 //! `crds` functions; signing keys generated at start.
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
 use crds::{ClientPolicy, KeyState, OidcClient, OidcScope, SigningKey};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -299,10 +299,19 @@ impl Manifests {
         Ok(())
     }
 
-    /// A new key for every SigningKey, active at once.
-    fn generated_keys(&self) -> Result<Vec<KeyInput>, ManifestError> {
+    /// The SigningKeys, checked, with a new key for each, active at once.
+    fn key_ring(&self) -> Result<KeyRing, ManifestError> {
+        let keys = Self::generate_keys(&self.keys)?;
+        Ok(KeyRing {
+            specs: self.keys.clone(),
+            keys: std::sync::Mutex::new(keys),
+        })
+    }
+
+    /// A new key for every SigningKey (checked), active at once.
+    fn generate_keys(specs: &[SigningKey]) -> Result<Vec<KeyInput>, ManifestError> {
         let mut key_inputs = Vec::new();
-        for k in &self.keys {
+        for k in specs {
             let name = k.metadata.name.clone().unwrap_or_default();
             checked(
                 "SigningKey",
@@ -406,11 +415,52 @@ pub struct Folder {
     /// The folder's client IDs, by the OidcClient that has each.
     client_ids: HashMap<String, String>,
     clients: Vec<ClientConfig>,
-    keys: Vec<KeyInput>,
+    keys: Arc<KeyRing>,
     users: Users,
 }
 
+/// The standalone signing keys: one generated per SigningKey at start, and again at each
+/// rotation (SIGHUP), when the new key signs and the one before stays published until the next
+/// rotation, so that tokens it signed keep verifying.
+pub struct KeyRing {
+    /// The folder's SigningKeys, checked.
+    specs: Vec<SigningKey>,
+    keys: std::sync::Mutex<Vec<KeyInput>>,
+}
+
+impl KeyRing {
+    /// The keys as published now.
+    pub fn keys(&self) -> Vec<KeyInput> {
+        self.keys.lock().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    /// A new key for every SigningKey, active at once; the keys active until now retired (still
+    /// published), the ones retired before dropped. The new key IDs.
+    pub fn rotate(&self) -> Result<Vec<String>, ManifestError> {
+        let fresh = Manifests::generate_keys(&self.specs)?;
+        let kids = fresh.iter().map(|k| k.jwk.kid.clone()).collect();
+        if let Ok(mut keys) = self.keys.lock() {
+            let retired: Vec<KeyInput> = keys
+                .iter()
+                .filter(|k| k.state == KeyState::Active)
+                .map(|k| KeyInput {
+                    state: KeyState::Retired,
+                    private_pem: None,
+                    ..k.clone()
+                })
+                .collect();
+            *keys = fresh.into_iter().chain(retired).collect();
+        }
+        Ok(kids)
+    }
+}
+
 impl Folder {
+    /// The signing keys, shared with whoever rotates them.
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys.clone()
+    }
+
     /// How many clients the folder holds.
     pub fn client_count(&self) -> usize {
         self.clients.len()
@@ -434,7 +484,7 @@ impl Folder {
                     .map(|k| k.spec.algorithm)
                     .collect(),
                 scopes: self.manifests.scopes,
-                keys: self.keys,
+                keys: self.keys.keys(),
                 users: self.users,
                 synced: true,
                 registration: false,
@@ -455,7 +505,7 @@ impl Folder {
                     .map(|k| k.spec.algorithm)
                     .collect(),
                 scopes: self.manifests.scopes.clone(),
-                keys: self.keys.clone(),
+                keys: self.keys.keys(),
                 users: self.users.clone(),
                 synced: true,
                 registration,
@@ -486,7 +536,7 @@ pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
     let manifests = Manifests::read(dir)?;
     let clients = manifests.served_clients()?;
     manifests.check_scopes()?;
-    let keys = manifests.generated_keys()?;
+    let keys = Arc::new(manifests.key_ring()?);
     let users = manifests.users(users_secret)?;
     let mut manifests = manifests;
     let client_ids = manifests

@@ -228,6 +228,12 @@ impl StoreRegistry {
         Ok(client)
     }
 
+    /// Rebuilds the view whether or not the registered clients changed (the folder's keys did).
+    pub async fn rebuild(&self) -> Result<(), RegistryError> {
+        *self.built.lock().await = None;
+        self.refresh().await
+    }
+
     /// Rebuilds the view from the folder and the stored registered clients, when these changed.
     /// A record that no longer passes the checks (the folder changed since) is not served.
     pub async fn refresh(&self) -> Result<(), RegistryError> {

@@ -143,6 +143,11 @@ impl Provider {
         }
     }
 
+    /// The process ID, for sending it a signal.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until /readyz answers 200 (synced, a key signs, the store answers).
     pub fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;

@@ -269,6 +269,73 @@ async fn standalone_code_flow_with_pkce_from_examples_local() {
     assert_eq!(at["scope"], "orders:read");
 }
 
+/// Standalone key rotation, the admin action the README names (`kill -HUP`): a new key signs at
+/// once, the previous one stays published so its tokens still verify, and the rotation before
+/// that is dropped at the next. With registration on (the registry rebuilds the view) too.
+#[tokio::test]
+async fn standalone_keys_rotate_on_sighup_and_the_previous_key_stays_published() {
+    kube_oidc_tests::install_crypto_provider();
+    let folder = crds::workspace_root().join("examples/local");
+    for flags in [&[][..], &["--registration", "open"][..]] {
+        let mut p = Provider::standalone_with(&folder, "memory", flags);
+        p.wait_ready(Duration::from_secs(30));
+        let base = p.issuer.clone();
+        let kids = async || -> Vec<String> {
+            jwks(&base)
+                .await
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let token = async || -> String {
+            let r: Value = client_credentials(&base, "reports", "reports-demo-secret-change-me")
+                .await
+                .json()
+                .await
+                .unwrap();
+            r["access_token"].as_str().unwrap().to_string()
+        };
+        let kid_of = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+        let first = kids().await;
+        assert_eq!(first.len(), 1, "{first:?}");
+        let before = token().await;
+        assert_eq!(kid_of(&before), first[0]);
+        let hup = |pid: u32| {
+            let ok = std::process::Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill -HUP");
+        };
+        hup(p.pid());
+        let second = eventually(
+            "a new key after SIGHUP",
+            Duration::from_secs(10),
+            || async {
+                let k = kids().await;
+                (k.len() == 2).then_some(k)
+            },
+        )
+        .await;
+        assert!(second.contains(&first[0]), "{second:?}");
+        let after = token().await;
+        assert_ne!(kid_of(&after), first[0], "the new key signs");
+        // The token signed before still verifies against the published keys.
+        verify(&base, &before, "https://orders.example.com").await;
+        verify(&base, &after, "https://orders.example.com").await;
+        hup(p.pid());
+        let third = eventually("another key", Duration::from_secs(10), || async {
+            let k = kids().await;
+            (!k.contains(&first[0])).then_some(k)
+        })
+        .await;
+        assert_eq!(third.len(), 2, "{third:?}");
+        assert!(third.contains(&kid_of(&after)), "{third:?}");
+        p.wait_ready(Duration::from_secs(5));
+    }
+}
+
 pub(crate) async fn client_credentials(base: &str, id: &str, secret: &str) -> reqwest::Response {
     http()
         .post(format!("{base}/token"))

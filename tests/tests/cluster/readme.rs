@@ -127,6 +127,24 @@ async fn readme_commands_work_as_written() {
     // Quick start, serving where the README says.
     let (mut provider, discovery) = quick_start_serving(&quick_start).await;
     assert_eq!(discovery["issuer"], "http://127.0.0.1:8080");
+    // Its key rotation, as the README says: a second key is published.
+    let kids = async || {
+        let jwks: serde_json::Value = reqwest::get("http://127.0.0.1:8080/jwks")
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        Some(jwks["keys"].as_array()?.len())
+    };
+    assert_eq!(kids().await, Some(1));
+    run("pkill -HUP ");
+    eventually(
+        "a second key after SIGHUP",
+        Duration::from_secs(10),
+        || async { (kids().await == Some(2)).then_some(()) },
+    )
+    .await;
 
     // Install in a cluster.
     let notes = run("helm install kube-oidc charts/kube-oidc ");
