@@ -60,6 +60,31 @@ pub struct OidcClientSpec {
     #[schemars(length(max = 256))]
     pub display_name: Option<String>,
 
+    /// A logo of the application, shown on its sign-in and consent pages (OpenID Connect
+    /// Registration §2, `logo_uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = crate::cel::uri_rules("logoUri")[0].clone())]
+    #[x_kube(validation = crate::cel::uri_rules("logoUri")[1].clone())]
+    #[x_kube(validation = crate::cel::uri_rules("logoUri")[2].clone())]
+    pub logo_uri: Option<String>,
+
+    /// The application's privacy policy, linked from its sign-in and consent pages (`policy_uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = crate::cel::uri_rules("policyUri")[0].clone())]
+    #[x_kube(validation = crate::cel::uri_rules("policyUri")[1].clone())]
+    #[x_kube(validation = crate::cel::uri_rules("policyUri")[2].clone())]
+    pub policy_uri: Option<String>,
+
+    /// The application's terms of service, linked from its sign-in and consent pages (`tos_uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = crate::cel::uri_rules("tosUri")[0].clone())]
+    #[x_kube(validation = crate::cel::uri_rules("tosUri")[1].clone())]
+    #[x_kube(validation = crate::cel::uri_rules("tosUri")[2].clone())]
+    pub tos_uri: Option<String>,
+
     /// `confidential` clients (server-side apps) authenticate with a secret; `public` clients
     /// (single-page apps, CLIs, mobile apps) cannot keep one and always use PKCE.
     #[serde(default, rename = "type")]

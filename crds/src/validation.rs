@@ -351,14 +351,17 @@ pub fn validate_client(client: &OidcClient) -> Vec<Invalid> {
             ),
         ));
     }
-    if let Some(uri) = &spec.backchannel_logout_uri
-        && let Err(message) = validate_redirect_uri(uri)
-    {
-        out.push(invalid(
-            "spec.backchannelLogoutUri",
-            Reason::InvalidRedirectUri,
-            message,
-        ));
+    for (field, uri) in [
+        ("spec.backchannelLogoutUri", &spec.backchannel_logout_uri),
+        ("spec.logoUri", &spec.logo_uri),
+        ("spec.policyUri", &spec.policy_uri),
+        ("spec.tosUri", &spec.tos_uri),
+    ] {
+        if let Some(uri) = uri
+            && let Err(message) = validate_redirect_uri(uri)
+        {
+            out.push(invalid(field, Reason::InvalidRedirectUri, message));
+        }
     }
 
     for scope in &spec.scopes {

@@ -38,6 +38,10 @@ pub struct ClientConfig {
     pub require_pkce: bool,
     pub scopes: Vec<String>,
     pub default_scopes: Vec<String>,
+    /// Its logo, privacy policy and terms of service, shown on its sign-in and consent pages.
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
     /// Userinfo-only claims (OpenID Connect Core §5.4) put in its ID tokens all the same.
     pub id_token_claims: Vec<String>,
     pub consent: ConsentPolicy,
@@ -82,6 +86,9 @@ impl ClientConfig {
             scopes: s.scopes.clone(),
             default_scopes: s.default_scopes().to_vec(),
             id_token_claims: s.id_token_claims.clone(),
+            logo_uri: s.logo_uri.clone(),
+            policy_uri: s.policy_uri.clone(),
+            tos_uri: s.tos_uri.clone(),
             consent: s.consent,
             access_token_format: s.access_token_format,
             alg: s.signing_algorithm,

@@ -13,7 +13,10 @@ its own copy of the suite (CONFORMANCE_CACHE).
   line each, so that the summary can tell the standalone plans from the cluster ones.
 - KUBE_OIDC_EXPORT_MAX_MODULES: plans with more modules are not exported (with FerretDB their
   HTML export outlasts the driver's retries); the per-module report still covers them.
+- KUBE_OIDC_SCREENSHOTS: a folder for the pages of the REVIEW modules, rendered with Chromium
+  once the plans are done (see review_screenshots).
 """
+import json
 import os
 import runpy
 import shlex
@@ -57,12 +60,16 @@ async def start_test(self, module_id):
     return await upstream_start(self, module_id)
 
 
+created = []  # (plan id, discovery URL) of each plan created
+
+
 async def create_test_plan(self, name, configuration, variant=None):
     plan = await upstream_create_plan(self, name, configuration, variant)
+
+    url = json.loads(configuration).get("server", {}).get("discoveryUrl", "")
+    created.append((plan["id"], url))
     modes = os.environ.get("KUBE_OIDC_PLAN_MODES")
     if modes:
-        import json
-        url = json.loads(configuration).get("server", {}).get("discoveryUrl", "")
         with open(modes, "a") as f:
             f.write(f"{plan['id']} {url}\n")
     return plan
@@ -83,4 +90,62 @@ Conformance.start_test = start_test
 Conformance.create_test_plan = create_test_plan
 Conformance.exporthtml = exporthtml
 
-runpy.run_path(os.path.join(here, "run-test-plan-upstream.py"), run_name="__main__")
+
+def review_screenshots(out):
+    """What a reviewer of a REVIEW module looks at: the page the scripted browser checked, as the
+    suite stored it (its source, in the log entry of the module's placeholder), rendered with
+    Chromium into OUT/<mode>/<plan>/<module>-<test id>.png beside the .html, and an index.md of
+    them. Runs while the suite and the providers still serve (the pages' images load)."""
+    import concurrent.futures
+
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    base = os.environ.get("CONFORMANCE_SERVER", "https://localhost:8443/").rstrip("/")
+
+    def api(path):
+        with urllib.request.urlopen(f"{base}/api/{path}", context=ctx, timeout=120) as r:
+            return json.load(r)
+
+    pages, rows = [], []
+    for plan_id, url in created:
+        mode = "cluster" if ":8450/" in url else "standalone"
+        plan = api(f"plan/{plan_id}")
+        for mod in plan.get("modules", []):
+            for tid in mod.get("instances") or []:
+                if api(f"info/{tid}").get("result") != "REVIEW":
+                    continue
+                for n, entry in enumerate(e for e in api(f"log/{tid}") if e.get("page_source")):
+                    folder = os.path.join(out, mode, plan["planName"])
+                    os.makedirs(folder, exist_ok=True)
+                    stem = os.path.join(folder, f"{mod['testModule']}-{tid}" + (f"-{n}" if n else ""))
+                    with open(stem + ".html", "w") as f:
+                        f.write(entry["page_source"])
+                    pages.append(stem)
+                    rows.append(f"| {mode} | {plan['planName']} | {mod['testModule']} | "
+                                f"{(entry.get('msg') or '').replace('|', '/')} | "
+                                f"`{os.path.relpath(stem, out)}.png` |")
+
+    def render(stem):
+        subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        "--ignore-certificate-errors", "--window-size=900,1000",
+                        f"--screenshot={stem}.png", f"file://{stem}.html"],
+                       capture_output=True, timeout=60)
+        return os.path.isfile(stem + ".png")
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        rendered = sum(pool.map(render, pages))
+    with open(os.path.join(out, "index.md"), "w") as f:
+        f.write("| mode | plan | module | what the reviewer checks | screenshot |\n|---|---|---|---|---|\n")
+        f.write("\n".join(sorted(rows)) + "\n")
+    print(f"review screenshots: {rendered} of {len(pages)} pages rendered into {out}", flush=True)
+    if rendered != len(pages):
+        raise RuntimeError("some review pages were not rendered")
+
+
+try:
+    runpy.run_path(os.path.join(here, "run-test-plan-upstream.py"), run_name="__main__")
+finally:
+    if os.environ.get("KUBE_OIDC_SCREENSHOTS"):
+        review_screenshots(os.environ["KUBE_OIDC_SCREENSHOTS"])

@@ -120,13 +120,13 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             login_hint,
         } => {
             let html = pages::login(
-                &client.name,
+                &client,
                 &started.id,
                 &started.csrf,
                 login_hint.as_deref().unwrap_or_default(),
                 None,
             );
-            bound_page(view, html, &started.binding_cookie)
+            with_client_csp(bound_page(view, html, &started.binding_cookie), &client)
         }
         Next::Consent {
             client,
@@ -136,14 +136,14 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             device_code,
         } => {
             let html = pages::consent(
-                &client.name,
+                &client,
                 &account,
                 &scopes,
                 device_code.as_deref(),
                 &started.id,
                 &started.csrf,
             );
-            bound_page(view, html, &started.binding_cookie)
+            with_client_csp(bound_page(view, html, &started.binding_cookie), &client)
         }
         Next::UnknownClient => error_page(
             StatusCode::BAD_REQUEST,
@@ -151,6 +151,15 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             "The application is no longer registered.",
         ),
     }
+}
+
+/// A page that shows `client`'s logo, with the Content-Security-Policy that lets it load.
+pub fn with_client_csp(mut page: Response, client: &crate::config::ClientConfig) -> Response {
+    if let Some(csp) = pages::client_page_csp(client) {
+        page.headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+    }
+    page
 }
 
 /// The form of a sign-in or consent page and the pending authorization it answers, if it is

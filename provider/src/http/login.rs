@@ -49,9 +49,12 @@ pub async fn login(
         let username = form.field("username").unwrap_or_default();
         let password = form.field("password").unwrap_or_default().to_string();
         let again = |status: StatusCode, message: &str| {
-            page(
-                status,
-                pages::login(&client.name, id, &pending.csrf, username, Some(message)),
+            super::authorize::with_client_csp(
+                page(
+                    status,
+                    pages::login(&client, id, &pending.csrf, username, Some(message)),
+                ),
+                &client,
             )
         };
         let outcome = login::sign_in(&ctx, username, password, &ip).await?;

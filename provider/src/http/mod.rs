@@ -158,11 +158,7 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
         routes
     };
     let prefix = cookie_prefix(&issuer);
-    let csp = HeaderValue::from_str(&format!(
-        "default-src 'none'; style-src 'unsafe-inline'; img-src {}; frame-ancestors 'none'; base-uri 'none'",
-        state.ui.img_src
-    ))
-    .unwrap_or(HeaderValue::from_static(
+    let csp = HeaderValue::from_str(&pages::csp(&state.ui.img_src)).unwrap_or(HeaderValue::from_static(
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
     ));
     let ui = state.ui.clone();

@@ -9,14 +9,19 @@ use std::{
     sync::{Arc, LazyLock},
 };
 
+use crate::config::ClientConfig;
 use minijinja::{Environment, State, Value, context};
 use serde::Serialize;
 
 /// The page templates; a `--templates` folder may replace any of them.
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
+    (
+        "client_links.html",
+        include_str!("../../templates/client_links.html"),
+    ),
     ("device.html", include_str!("../../templates/device.html")),
     ("logout.html", include_str!("../../templates/logout.html")),
     ("message.html", include_str!("../../templates/message.html")),
@@ -387,8 +392,39 @@ pub fn form_post(action: &str, fields: &[(&str, &str)], nonce: &str) -> String {
     )
 }
 
+/// What the sign-in and consent pages show of the client: its name, logo and links.
+fn client_face(client: &ClientConfig) -> Value {
+    context! {
+        name => &client.name,
+        logo_uri => &client.logo_uri,
+        policy_uri => &client.policy_uri,
+        tos_uri => &client.tos_uri,
+    }
+}
+
+/// The Content-Security-Policy of the pages (the logo's origin in `img-src`).
+pub fn csp(img_src: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src {img_src}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// The Content-Security-Policy of a page that shows `client`'s logo: the pages' own with the
+/// logo's origin allowed too. `None` when it has no logo (the pages' own applies).
+pub fn client_page_csp(client: &ClientConfig) -> Option<axum::http::HeaderValue> {
+    let origin = logo_source(client.logo_uri.as_deref()?).ok()?;
+    let own = PAGE
+        .try_with(|(ui, _)| ui.img_src.clone())
+        .unwrap_or_else(|_| "'self'".into());
+    axum::http::HeaderValue::from_str(&csp(&format!(
+        "{own} {}",
+        origin.trim_start_matches("'self' ")
+    )))
+    .ok()
+}
+
 pub fn login(
-    client_name: &str,
+    client: &ClientConfig,
     request: &str,
     csrf: &str,
     username: &str,
@@ -396,7 +432,7 @@ pub fn login(
 ) -> String {
     render(
         "login.html",
-        context! { title => "Sign in", client_name, request, csrf, username, error },
+        context! { title => "Sign in", client => client_face(client), client_name => &client.name, request, csrf, username, error },
     )
 }
 
@@ -411,7 +447,7 @@ pub fn device_entry(user_code: &str, error: Option<&str>) -> String {
 /// The consent page. `account` names who is signed in (with a way to switch); a device
 /// sign-in names the device's code: a link with someone else's code is phishing.
 pub fn consent(
-    client_name: &str,
+    client: &ClientConfig,
     account: &str,
     scopes: &[(String, String)],
     device_code: Option<&str>,
@@ -430,7 +466,7 @@ pub fn consent(
         .collect();
     render(
         "consent.html",
-        context! { title => "Allow access", client_name, account, scopes, device_code, request, csrf },
+        context! { title => "Allow access", client => client_face(client), client_name => &client.name, account, scopes, device_code, request, csrf },
     )
 }
 
@@ -453,15 +489,27 @@ mod tests {
 
     #[test]
     fn everything_shown_is_escaped() {
-        let html = login("<script>x</script>", "r\"><x", "c'", "a&b", Some("<b>"));
+        let named = |extra: &str| {
+            ClientConfig::from_resource(
+                &crate::test_support::client(&format!(
+                    "  clientId: app\n  displayName: \"<script>x</script>\"\n{extra}"
+                )),
+                vec![],
+            )
+        };
+        let app = named("");
+        let html = login(&app, "r\"><x", "c'", "a&b", Some("<b>"));
         assert!(!html.contains("<script>x"));
         assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");
         assert!(html.contains("r&quot;&gt;&lt;x"));
         assert!(html.contains("c&#39;"), "{html}");
         assert!(html.contains("a&amp;b"));
         assert!(!html.contains("<b>"));
+        assert!(
+            !html.contains(r#"class="client-logo""#) && !html.contains(r#"class="client-links""#)
+        );
         let html = consent(
-            "app",
+            &app,
             "<i>alice</i>",
             &[("s".into(), "<img src=x>".into())],
             Some("<b>"),
@@ -473,6 +521,42 @@ mod tests {
         // browser pressing "the submit button", does; switching accounts is never that.
         let first = |v: &str| html.find(&format!("value=\"{v}\"")).unwrap();
         assert!(first("approve") < first("deny") && first("deny") < first("switch"));
+    }
+
+    /// A client's logo, privacy policy and terms (OpenID Connect Registration §2) on its pages,
+    /// escaped; the page's CSP lets the logo's origin, and only it, in.
+    #[test]
+    fn a_clients_logo_and_links_are_shown_and_allowed_by_the_csp() {
+        let app = ClientConfig::from_resource(
+            &crate::test_support::client(
+                "  clientId: app\n  displayName: Orders\n  logoUri: \"https://cdn.example/logo.png?a=1&b=\\\"2\"\n  policyUri: https://orders.example/privacy\n  tosUri: https://orders.example/terms\n",
+            ),
+            vec![],
+        );
+        for html in [
+            login(&app, "r", "c", "", None),
+            consent(&app, "alice", &[], None, "r", "c"),
+        ] {
+            assert!(
+                html.contains(r#"<img class="client-logo" src="https://cdn.example/logo.png?a=1&amp;b=&quot;2" alt="Orders">"#),
+                "{html}"
+            );
+            assert!(
+                html.contains(r#"href="https://orders.example/privacy""#),
+                "{html}"
+            );
+            assert!(
+                html.contains(r#"href="https://orders.example/terms""#),
+                "{html}"
+            );
+        }
+        let csp = client_page_csp(&app).unwrap();
+        let csp = csp.to_str().unwrap();
+        assert!(csp.contains("img-src 'self' https://cdn.example;"), "{csp}");
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        let plain =
+            ClientConfig::from_resource(&crate::test_support::client("  clientId: p\n"), vec![]);
+        assert!(client_page_csp(&plain).is_none());
     }
 
     #[test]

@@ -219,6 +219,10 @@ pub async fn spec_from_metadata(
     let mut spec: OidcClientSpec =
         serde_json::from_value(json!({})).map_err(|e| invalid_metadata(e.to_string()))?;
     spec.display_name = string(m, "client_name")?;
+    // Shown on the client's sign-in and consent pages (checked above like every URL).
+    spec.logo_uri = string(m, "logo_uri")?;
+    spec.policy_uri = string(m, "policy_uri")?;
+    spec.tos_uri = string(m, "tos_uri")?;
     spec.type_ = if auth == TokenEndpointAuthMethod::None {
         ClientType::Public
     } else {
@@ -374,8 +378,15 @@ pub fn metadata(
         "scope": s.scopes.join(" "),
         "registration_client_uri": format!("{issuer}/register/{id}"),
     });
-    if let Some(b) = &s.backchannel_logout_uri {
-        out["backchannel_logout_uri"] = json!(b);
+    for (member, value) in [
+        ("backchannel_logout_uri", &s.backchannel_logout_uri),
+        ("logo_uri", &s.logo_uri),
+        ("policy_uri", &s.policy_uri),
+        ("tos_uri", &s.tos_uri),
+    ] {
+        if let Some(v) = value {
+            out[member] = json!(v);
+        }
     }
     if let Some(jwks) = &s.jwks {
         out["jwks"] = json!(jwks);
