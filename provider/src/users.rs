@@ -7,10 +7,10 @@ use argon2::{
     password_hash::{PasswordHash, PasswordHasher, SaltString},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One user, as written in `users.yaml`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct User {
     pub username: String,

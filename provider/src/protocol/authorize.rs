@@ -505,9 +505,11 @@ pub async fn proceed(
         error,
         response_mode: request.response_mode,
     };
-    let Some(mut session) =
-        session.filter(|s| progress.just_signed_in || reusable(ctx, &request, s))
-    else {
+    let session = match session {
+        Some(s) if progress.just_signed_in || reusable(ctx, &request, &s).await? => Some(s),
+        _ => None,
+    };
+    let Some(mut session) = session else {
         if prompt("none") {
             return Ok(error(OAuthError::LoginRequired(
                 "the user is not signed in".into(),
@@ -569,9 +571,8 @@ async fn front_channel_tokens(
     code: Option<&(&'static str, String)>,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let user = ctx
-        .view
-        .users
-        .by_sub(&session.sub)
+        .user(&session.sub)
+        .await?
         .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
     let response_type = request.response_type;
     Issuance {
@@ -594,9 +595,13 @@ async fn front_channel_tokens(
 }
 
 /// Whether an existing session serves this request without signing in again.
-fn reusable(ctx: &Context<'_>, request: &AuthorizationRequest, session: &Session) -> bool {
+async fn reusable(
+    ctx: &Context<'_>,
+    request: &AuthorizationRequest,
+    session: &Session,
+) -> Result<bool, StoreError> {
     let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
-    !prompt("login")
+    Ok(!prompt("login")
         && !prompt("select_account")
         && request
             .max_age
@@ -605,7 +610,7 @@ fn reusable(ctx: &Context<'_>, request: &AuthorizationRequest, session: &Session
             .id_token_hint_sub
             .as_ref()
             .is_none_or(|h| *h == session.sub)
-        && ctx.view.users.by_sub(&session.sub).is_some()
+        && ctx.user(&session.sub).await?.is_some())
 }
 
 /// Whether the client's consent policy asks the user for these scopes.
@@ -635,7 +640,10 @@ async fn wait_for_user(
     request: AuthorizationRequest,
     sub: Option<String>,
 ) -> Result<Next, StoreError> {
-    let account = sub.as_deref().map(|sub| account(ctx, sub));
+    let account = match sub.as_deref() {
+        Some(sub) => Some(account(ctx, sub).await?),
+        None => None,
+    };
     let login_hint = request.login_hint.clone();
     let scopes = scope_descriptions(ctx, &request.scopes);
     let step = SignInStep::Authorization(Box::new(AuthorizationStep { request, sub }));
@@ -659,14 +667,14 @@ async fn wait_for_user(
 
 /// The scopes with the descriptions the consent page shows.
 /// How the consent page names the signed-in user: name and username, or the username.
-pub fn account(ctx: &Context<'_>, sub: &str) -> String {
-    match ctx.view.users.by_sub(sub) {
+pub async fn account(ctx: &Context<'_>, sub: &str) -> Result<String, StoreError> {
+    Ok(match ctx.user(sub).await? {
         Some(u) => match u.name.as_deref().filter(|n| !n.is_empty()) {
             Some(name) => format!("{name} ({})", u.username),
             None => u.username.clone(),
         },
         None => sub.to_string(),
-    }
+    })
 }
 
 pub fn scope_descriptions(ctx: &Context<'_>, scopes: &[String]) -> Vec<(String, String)> {

@@ -47,6 +47,8 @@ pub enum Key<'a> {
     InteractionStarts(&'a str),
     /// Clients registered in standalone mode (a map by client ID, kept until deleted).
     RegisteredClients,
+    /// A person an identity connector vouched for, by subject, while their sign-in lasts.
+    Identity(&'a str),
     /// A client assertion's `jti`, until the assertion expires (replay, RFC 7523 §3).
     ClientAssertion { client_id: &'a str, jti: &'a str },
 }
@@ -77,6 +79,7 @@ impl Key<'_> {
             Key::Registrations(ip) => format!("throttle:register:{ip}"),
             Key::InteractionStarts(ip) => format!("throttle:starts:{ip}"),
             Key::RegisteredClients => "registered-clients".into(),
+            Key::Identity(sub) => format!("identity:{sub}"),
             Key::ClientAssertion { client_id, jti } => {
                 hash_token("assertion", &format!("{client_id}\n{jti}"))
             }

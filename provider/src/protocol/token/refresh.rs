@@ -181,9 +181,8 @@ async fn issue(
 ) -> Result<Value, OAuthError> {
     let scopes = narrowed(&grant, scope)?;
     let user = ctx
-        .view
-        .users
-        .by_sub(&grant.sub)
+        .user(&grant.sub)
+        .await?
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
     Issuance {
         client,
