@@ -5,7 +5,8 @@ not know; the suite's own driver still runs every plan. tests/conformance/run in
 its own copy of the suite (CONFORMANCE_CACHE).
 
 - KUBE_OIDC_EXTRA_PLANS: more plans, "PLAN@CONFIG" each (CONFIG a file name beside the
-  configurations run.sh passes), appended to run.sh's.
+  configurations run.sh passes), appended to run.sh's; with KUBE_OIDC_ONLY_EXTRA_PLANS set,
+  instead of run.sh's.
 - KUBE_OIDC_ROTATE_KEYS: a command run with the provider's discovery URL before
   oidcc-server-rotate-keys is started, that is, once the module has read the keys: the person
   the module waits for. The module starts when the command has finished.
@@ -33,6 +34,17 @@ if extra:
     if not configs:
         sys.exit("run-test-plan.py: KUBE_OIDC_EXTRA_PLANS needs a plan of run.sh beside it")
     folder = os.path.dirname(configs[0])
+    if os.environ.get("KUBE_OIDC_ONLY_EXTRA_PLANS"):
+        # run.sh's own plans only carried the configuration folder: drop them (the driver's
+        # options stay).
+        kept, args = [sys.argv[0]], iter(sys.argv[1:])
+        for a in args:
+            if a.startswith("--"):
+                kept.append(a)
+                if a in ("--export-dir", "--expected-failures-file", "--expected-skips-file",
+                         "--show-untested-test-modules", "--rerun"):
+                    kept.append(next(args))
+        sys.argv = kept
     for entry in extra:
         plan, _, config = entry.rpartition("@")
         path = os.path.join(folder, config)
@@ -136,9 +148,13 @@ def review_screenshots(out):
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         rendered = sum(pool.map(render, pages))
-    with open(os.path.join(out, "index.md"), "w") as f:
-        f.write("| mode | plan | module | what the reviewer checks | screenshot |\n|---|---|---|---|---|\n")
-        f.write("\n".join(sorted(rows)) + "\n")
+    index = os.path.join(out, "index.md")
+    new = not os.path.exists(index)
+    os.makedirs(out, exist_ok=True)
+    with open(index, "a") as f:
+        if new:
+            f.write("| mode | plan | module | what the reviewer checks | screenshot |\n|---|---|---|---|---|\n")
+        f.write("".join(r + "\n" for r in sorted(rows)))
     print(f"review screenshots: {rendered} of {len(pages)} pages rendered into {out}", flush=True)
     if rendered != len(pages):
         raise RuntimeError("some review pages were not rendered")

@@ -14,16 +14,13 @@ import json
 import sys
 import urllib.request
 
-import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import ClientSecretJWT
-from authlib.oidc.core import CodeIDToken
-from joserfc import jwt
-from joserfc.jwk import KeySet
-from joserfc.jws import JWSRegistry
+
+import authlib_checks as check
+from authlib_checks import attempt
 
 REDIRECT = "http://127.0.0.1:8000/cb"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def session(client_id, secret, token_endpoint, **kw):
@@ -31,14 +28,6 @@ def session(client_id, secret, token_endpoint, **kw):
                       redirect_uri=REDIRECT, **kw)
     s.register_client_auth_method(ClientSecretJWT(token_endpoint))
     return s
-
-
-def attempt(call):
-    try:
-        call()
-        return "ok"
-    except Exception as e:  # every refusal is an answer here
-        return f"refused: {e}"
 
 
 def main():
@@ -69,28 +58,12 @@ def main():
 
     results["code"] = attempt(redeem)
 
-    def id_token():
-        # As authlib's OpenID Connect client does (sync_openid.parse_id_token).
-        with urllib.request.urlopen(metadata["jwks_uri"], timeout=10) as r:
-            key_set = KeySet.import_key_set(json.load(r))
-        decoded = jwt.decode(token["id_token"], key=key_set,
-                             registry=JWSRegistry(algorithms=["RS256"], strict_check_header=False))
-        claims = CodeIDToken(decoded.claims, decoded.header, {"iss": {"values": [metadata["issuer"]]}},
-                             {"nonce": None, "client_id": client_id, "access_token": token["access_token"]})
-        claims.validate(leeway=60)
-
-    def userinfo():
-        r = requests.get(metadata["userinfo_endpoint"], timeout=10,
-                         headers={"Authorization": f"Bearer {token['access_token']}"})
-        if r.status_code != 200 or r.json().get("email") != "alice@example.com":
-            raise RuntimeError(f"{r.status_code} {r.text}")
-
     def refresh():
         token.update(session(client_id, secret, token_endpoint).refresh_token(
             token_endpoint, refresh_token=token["refresh_token"]))
 
-    results["id_token"] = attempt(id_token)
-    results["userinfo"] = attempt(userinfo)
+    results["id_token"] = attempt(lambda: check.id_token(metadata, token, client_id))
+    results["userinfo"] = attempt(lambda: check.userinfo(metadata, token))
     results["refresh"] = attempt(refresh)
 
     # One assertion, as authlib signs it, sent twice: the second is a replay (jti).
@@ -98,17 +71,8 @@ def main():
     assertion = ClientSecretJWT(metadata["introspection_endpoint"]).sign(
         auth, metadata["introspection_endpoint"])
 
-    def introspect():
-        r = requests.post(metadata["introspection_endpoint"], timeout=10,
-                          data={"token": token["access_token"], "client_assertion_type": ASSERTION_TYPE,
-                                "client_assertion": assertion})
-        if r.status_code != 200:
-            raise RuntimeError(f"{r.status_code} {r.text}")
-        if not r.json().get("active"):
-            raise RuntimeError(f"inactive: {r.text}")
-
-    results["introspect"] = attempt(introspect)
-    results["introspect_replayed"] = attempt(introspect)
+    results["introspect"] = attempt(lambda: check.introspect(metadata, token, assertion))
+    results["introspect_replayed"] = attempt(lambda: check.introspect(metadata, token, assertion))
     print(json.dumps(results), flush=True)
 
 

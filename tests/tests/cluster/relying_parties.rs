@@ -378,7 +378,6 @@ async fn an_access_token_never_passes_authlib_as_an_id_token() {
 /// retired key and for a replayed assertion. No client secret is handed out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
-    use std::io::{BufRead, BufReader, Write};
     let flags = [
         "--registration",
         "open",
@@ -386,31 +385,13 @@ async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
     ];
     let (p, browser, dir) = https_provider_with("", &flags).await;
     let ca = dir.path().join("tls.crt");
-    let mut rp = Command::new(python())
-        .arg(crds::workspace_root().join("tests/rp/authlib_private_key_jwt.py"))
+    let mut rp = Command::new(python());
+    rp.arg(crds::workspace_root().join("tests/rp/authlib_private_key_jwt.py"))
         .arg(&p.issuer)
         .env("SSL_CERT_FILE", &ca)
-        .env("REQUESTS_CA_BUNDLE", &ca)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(rp.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-        let _ = rp.kill();
-        panic!("the relying party did not start ({e}): {line}")
-    });
+        .env("REQUESTS_CA_BUNDLE", &ca);
+    let (started, results) = interactive_rp_started(rp, &browser, "authlib private_key_jwt").await;
     assert_eq!(started["secret_returned"], false, "{started}");
-    let authorize = started["authorize"].as_str().unwrap();
-    let callback = browser_sign_in(&browser, authorize, "alice", "demo-password").await;
-    writeln!(rp.stdin.take().unwrap(), "{callback}").unwrap();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    assert!(rp.wait().unwrap().success(), "{line}");
-    let results: Value = serde_json::from_str(&line).unwrap();
-    eprintln!("authlib: {results}");
     for step in [
         "code_with_a",
         "id_token",
@@ -439,7 +420,6 @@ async fn authlib_authenticates_with_private_key_jwt_and_rotates_its_key() {
 /// never had does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_authenticates_with_client_secret_jwt_through_the_operators_sealed_secret() {
-    use std::io::{BufRead, BufReader, Write};
     let cp = control_plane();
     let ns = cp.namespace("secret-jwt").await;
     let _op = Operator::start(cp, &ns.name, "a", &[]);
@@ -508,34 +488,9 @@ async fn authlib_authenticates_with_client_secret_jwt_through_the_operators_seal
     )
     .await;
 
-    let mut rp = Command::new(python())
-        .arg(&script)
-        .args([p.issuer.as_str(), "hmac", &first])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(rp.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let started: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-        let _ = rp.kill();
-        panic!("the relying party did not start ({e}): {line}")
-    });
-    let browser = http();
-    let callback = browser_sign_in(
-        &browser,
-        started["authorize"].as_str().unwrap(),
-        "alice",
-        "demo-password",
-    )
-    .await;
-    writeln!(rp.stdin.take().unwrap(), "{callback}").unwrap();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    assert!(rp.wait().unwrap().success(), "{line}");
-    let results: Value = serde_json::from_str(&line).unwrap();
-    eprintln!("authlib client_secret_jwt: {results}");
+    let mut rp = Command::new(python());
+    rp.arg(&script).args([p.issuer.as_str(), "hmac", &first]);
+    let (_, results) = interactive_rp_started(rp, &http(), "authlib client_secret_jwt").await;
     for step in ["code", "id_token", "userinfo", "refresh", "introspect"] {
         assert_eq!(results[step], "ok", "{step}: {results}");
     }
@@ -628,7 +583,19 @@ fn confidential_client(name: &str, redirect: &str, more_spec: &str) -> String {
 
 /// Runs a relying party that prints `{"authorize": URL}`, signs alice in at that URL with
 /// `browser`, gives it the callback URL on stdin, and returns the JSON line it ends with.
-async fn interactive_rp(mut cmd: Command, browser: &reqwest::Client, what: &str) -> Value {
+async fn interactive_rp(cmd: Command, browser: &reqwest::Client, what: &str) -> Value {
+    let (_, got) = interactive_rp_started(cmd, browser, what).await;
+    assert!(got.get("error").is_none(), "{what}: {got}");
+    got
+}
+
+/// Like [`interactive_rp`]: the relying party's first line (what it says when it starts) and its
+/// results.
+async fn interactive_rp_started(
+    mut cmd: Command,
+    browser: &reqwest::Client,
+    what: &str,
+) -> (Value, Value) {
     use std::io::{BufRead, BufReader, Write};
     let mut rp = cmd
         .stdin(std::process::Stdio::piped())
@@ -650,8 +617,7 @@ async fn interactive_rp(mut cmd: Command, browser: &reqwest::Client, what: &str)
     assert!(rp.wait().unwrap().success(), "{what}: {line}");
     let got: Value = serde_json::from_str(&line).unwrap();
     eprintln!("{what}: {got}");
-    assert!(got.get("error").is_none(), "{what}: {got}");
-    got
+    (started, got)
 }
 
 /// openid-client (node, OpenID certified) against the provider over https with a private CA:
