@@ -11,6 +11,7 @@ pub mod cel;
 pub mod client;
 pub mod cluster_login;
 pub mod condition;
+pub mod connector;
 pub mod keys;
 pub mod policy;
 pub mod scope;
@@ -66,6 +67,7 @@ pub fn crds()
         SigningKey::crd(),
         ClusterLogin::crd(),
         ClientPolicy::crd(),
+        connector::IdentityConnector::crd(),
     ]
 }
 
