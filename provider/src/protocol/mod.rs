@@ -20,6 +20,7 @@ pub mod request_object;
 pub mod revoke;
 pub mod session;
 pub mod token;
+pub mod upstream;
 pub mod userinfo;
 
 use std::time::{SystemTime, UNIX_EPOCH};
