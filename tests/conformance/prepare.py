@@ -12,7 +12,8 @@ each provider sees one test at a time (its key rotation cannot surprise another 
   prepare.py SUITE_DIR MANIFESTS_DIR CONFIGS_DIR
 
 Starts from the harness's own files (helper.py) and changes only what is listed here:
-- every static client lists all six response types (Implicit, Hybrid plans);
+- every static client lists all six response types (Implicit, Hybrid plans), and the ClientPolicy
+  "default" allows them (client-policy.yaml);
 - every static client also accepts the cluster alias's callback and post-logout URIs;
 - the back-channel clients get "-cluster" twins whose logout URI is the cluster alias's (the
   suite routes a back-channel logout by alias);
@@ -61,6 +62,13 @@ def manifests(suite, out):
     assert sum(f"{b}/backchannel_logout" in d for d in changed) == 2, "back-channel twins"
     with open(path, "w") as f:
         f.write("---\n".join(changed))
+    # The platform team's policy for the conformance namespace (unlabelled: "default" governs
+    # it), applied to the cluster and read by the standalone provider: the static clients' own
+    # IDs and the registered ones (dcr-...), and the implicit and hybrid response types, which
+    # are off unless a ClientPolicy allows them (RFC 9700 §2.1.2).
+    with open(os.path.join(out, "client-policy.yaml"), "w") as f:
+        f.write("apiVersion: kubeoidc.dev/v1alpha1\nkind: ClientPolicy\nmetadata: {name: default}\n"
+                "spec:\n  clientIdPatterns: [\"conformance-*\", \"dcr-*\"]\n  allowImplicit: true\n")
 
 
 def configs(suite, out):

@@ -14,6 +14,8 @@ its own copy of the suite (CONFORMANCE_CACHE).
   line each, so that the summary can tell the standalone plans from the cluster ones.
 - KUBE_OIDC_EXPORT_MAX_MODULES: plans with more modules are not exported (with FerretDB their
   HTML export outlasts the driver's retries); the per-module report still covers them.
+- KUBE_OIDC_RESULTS: a folder for each plan's results once the plans are done: <plan id>.json
+  with the plan, its variant, the provider, and every module's status and result.
 - KUBE_OIDC_SCREENSHOTS: a folder for the pages of the REVIEW modules, rendered with Chromium
   once the plans are done (see review_screenshots).
 """
@@ -160,8 +162,37 @@ def review_screenshots(out):
         raise RuntimeError("some review pages were not rendered")
 
 
+def plan_results(out):
+    """Each plan's modules and results, as the suite has them (its API), in OUT/<plan id>.json."""
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    base = os.environ.get("CONFORMANCE_SERVER", "https://localhost:8443/").rstrip("/")
+
+    def api(path):
+        with urllib.request.urlopen(f"{base}/api/{path}", context=ctx, timeout=120) as r:
+            return json.load(r)
+
+    os.makedirs(out, exist_ok=True)
+    for plan_id, url in created:
+        plan = api(f"plan/{plan_id}")
+        modules = []
+        for mod in plan.get("modules", []):
+            for tid in mod.get("instances") or []:
+                info = api(f"info/{tid}")
+                modules.append({"module": mod["testModule"], "variant": mod.get("variant"),
+                                "test_id": tid, "status": info.get("status"),
+                                "result": info.get("result")})
+        with open(os.path.join(out, f"{plan_id}.json"), "w") as f:
+            json.dump({"plan": plan.get("planName"), "id": plan_id, "variant": plan.get("variant"),
+                       "provider": url, "modules": modules}, f, indent=1)
+
+
 try:
     runpy.run_path(os.path.join(here, "run-test-plan-upstream.py"), run_name="__main__")
 finally:
+    if os.environ.get("KUBE_OIDC_RESULTS"):
+        plan_results(os.environ["KUBE_OIDC_RESULTS"])
     if os.environ.get("KUBE_OIDC_SCREENSHOTS"):
         review_screenshots(os.environ["KUBE_OIDC_SCREENSHOTS"])
