@@ -178,6 +178,10 @@ pub struct View {
     pub jwks_max_age: u64,
     /// All sources have delivered their initial state.
     pub synced: bool,
+    /// Upstream OpenID Connect providers people may sign in with, by connector name.
+    pub upstreams: crate::protocol::upstream_flow::Upstreams,
+    /// Whether the sign-in page offers the password form (the local users).
+    pub local_sign_in: bool,
 }
 
 /// What a view is built from, as its config source read it.
@@ -194,6 +198,11 @@ pub struct Sources {
     pub synced: bool,
     /// Dynamic client registration is served.
     pub registration: bool,
+    /// Upstream OpenID Connect providers, by connector name.
+    pub upstreams: crate::protocol::upstream_flow::Upstreams,
+    /// No connector turns the local users off: with none, or with a `local` connector, the
+    /// password form is offered.
+    pub local_sign_in: Option<bool>,
 }
 
 impl View {
@@ -221,6 +230,8 @@ impl View {
             jwks,
             jwks_max_age: max_age,
             synced: self.synced,
+            upstreams: self.upstreams.clone(),
+            local_sign_in: self.local_sign_in,
         }
     }
 
@@ -246,6 +257,8 @@ pub fn build(issuer: &str, sources: Sources) -> View {
         users,
         synced,
         registration,
+        upstreams,
+        local_sign_in,
     } = sources;
     let scopes = scope_configs(&oidc_scopes);
     let published = Published::of(&keys);
@@ -275,6 +288,8 @@ pub fn build(issuer: &str, sources: Sources) -> View {
         jwks,
         jwks_max_age: max_age,
         synced,
+        local_sign_in: local_sign_in.unwrap_or(true),
+        upstreams,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
+use crate::protocol::upstream_flow::{OidcUpstream, Upstreams};
 use crds::{ClientPolicy, KeyState, OidcClient, OidcScope, SigningKey};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::Deserialize;
@@ -105,6 +106,8 @@ struct Manifests {
     /// folder holds a policy (a folder has one owner).
     policies: Vec<ClientPolicy>,
     namespaces: HashMap<String, Namespace>,
+    /// Where people sign in from (issue 15: upstream OpenID Connect providers).
+    connectors: Vec<crds::connector::IdentityConnector>,
 }
 
 impl Manifests {
@@ -158,6 +161,7 @@ impl Manifests {
             "OidcScope" => self.scopes.push(parse(path, &kind, value)?),
             "SigningKey" => self.keys.push(parse(path, &kind, value)?),
             "ClientPolicy" => self.policies.push(parse(path, &kind, value)?),
+            "IdentityConnector" => self.connectors.push(parse(path, &kind, value)?),
             "Namespace" => {
                 let n: Namespace = parse(path, &kind, value)?;
                 self.namespaces
@@ -177,6 +181,56 @@ impl Manifests {
 
     fn secret_value(&self, name: &str, key: &str) -> Option<String> {
         crds::secret::secret_data(self.secrets.get(name)?, key)
+    }
+
+    /// The upstreams of the folder's enabled OIDC connectors, checked, with their client secrets
+    /// and CAs from the folder's Secrets; and whether the password form is offered (no
+    /// connector, or a `local` one).
+    fn upstreams(&self) -> Result<(Upstreams, Option<bool>), ManifestError> {
+        use crds::connector::ConnectorType;
+        let mut upstreams = Upstreams::new();
+        let mut local = self.connectors.is_empty().then_some(true);
+        for c in self.connectors.iter().filter(|c| !c.spec.disabled) {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            let invalid = |message: String| ManifestError::Invalid {
+                kind: "IdentityConnector",
+                name: name.clone(),
+                message,
+            };
+            if let Some(p) = crds::validation::validate_connector(&c.spec).first() {
+                return Err(invalid(p.to_string()));
+            }
+            match (&c.spec.type_, &c.spec.oidc) {
+                (ConnectorType::Local, _) => local = Some(true),
+                (ConnectorType::Oidc, Some(oidc)) => {
+                    let secret = self
+                        .secret_value(&oidc.client_secret_ref.name, &oidc.client_secret_ref.key)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "spec.oidc.clientSecretRef: add a Secret named {} with key {}",
+                                oidc.client_secret_ref.name, oidc.client_secret_ref.key
+                            ))
+                        })?;
+                    let ca = oidc
+                        .ca_ref
+                        .as_ref()
+                        .and_then(|r| self.secret_value(&r.name, &r.key));
+                    let up = OidcUpstream::new(
+                        &name,
+                        c.spec.clone(),
+                        oidc.clone(),
+                        secret,
+                        ca.as_deref(),
+                    )
+                    .map_err(invalid)?;
+                    upstreams.insert(name.clone(), Arc::new(up));
+                }
+                _ => {
+                    tracing::warn!(connector = %name, "LDAP connectors are not served yet");
+                }
+            }
+        }
+        Ok((upstreams, local.or(Some(false))))
     }
 
     /// The policy a client of the folder follows: only when the folder holds one, except for a
@@ -417,6 +471,8 @@ pub struct Folder {
     clients: Vec<ClientConfig>,
     keys: Arc<KeyRing>,
     users: Users,
+    upstreams: Upstreams,
+    local_sign_in: Option<bool>,
 }
 
 /// The standalone signing keys: one generated per SigningKey at start, and again at each
@@ -488,6 +544,8 @@ impl Folder {
                 users: self.users,
                 synced: true,
                 registration: false,
+                upstreams: self.upstreams,
+                local_sign_in: self.local_sign_in,
             },
         )
     }
@@ -509,6 +567,8 @@ impl Folder {
                 users: self.users.clone(),
                 synced: true,
                 registration,
+                upstreams: self.upstreams.clone(),
+                local_sign_in: self.local_sign_in,
             },
         )
     }
@@ -538,6 +598,7 @@ pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
     manifests.check_scopes()?;
     let keys = Arc::new(manifests.key_ring()?);
     let users = manifests.users(users_secret)?;
+    let (upstreams, local_sign_in) = manifests.upstreams()?;
     let mut manifests = manifests;
     let client_ids = manifests
         .clients
@@ -551,6 +612,8 @@ pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
         clients,
         keys,
         users,
+        upstreams,
+        local_sign_in,
     })
 }
 

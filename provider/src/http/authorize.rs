@@ -121,6 +121,7 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
         } => {
             let html = pages::login(
                 &client,
+                &pages::SignInOptions::of(view),
                 &started.id,
                 &started.csrf,
                 login_hint.as_deref().unwrap_or_default(),

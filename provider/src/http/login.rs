@@ -46,13 +46,23 @@ pub async fn login(
             return Ok(expired_request());
         };
         let id = form.field("request").unwrap_or_default();
+        if let Some(connector) = form.field("connector") {
+            return super::upstream::start(&s, connector, id, &pending).await;
+        }
         let username = form.field("username").unwrap_or_default();
         let password = form.field("password").unwrap_or_default().to_string();
         let again = |status: StatusCode, message: &str| {
             super::authorize::with_client_csp(
                 page(
                     status,
-                    pages::login(&client, id, &pending.csrf, username, Some(message)),
+                    pages::login(
+                        &client,
+                        &pages::SignInOptions::of(&view),
+                        id,
+                        &pending.csrf,
+                        username,
+                        Some(message),
+                    ),
                 ),
                 &client,
             )

@@ -402,6 +402,30 @@ fn client_face(client: &ClientConfig) -> Value {
     }
 }
 
+/// What the sign-in page offers.
+#[derive(Serialize, Clone, Debug)]
+pub struct SignInOptions {
+    /// (connector name, display name), by name.
+    pub upstreams: Vec<(String, String)>,
+    /// The password form.
+    pub local: bool,
+}
+
+impl SignInOptions {
+    pub fn of(view: &crate::config::View) -> Self {
+        let mut upstreams: Vec<(String, String)> = view
+            .upstreams
+            .iter()
+            .map(|(name, u)| (name.clone(), u.spec.display_name.clone()))
+            .collect();
+        upstreams.sort();
+        Self {
+            upstreams,
+            local: view.local_sign_in,
+        }
+    }
+}
+
 /// The Content-Security-Policy of the pages (the logo's origin in `img-src`).
 pub fn csp(img_src: &str) -> String {
     format!(
@@ -425,6 +449,7 @@ pub fn client_page_csp(client: &ClientConfig) -> Option<axum::http::HeaderValue>
 
 pub fn login(
     client: &ClientConfig,
+    options: &SignInOptions,
     request: &str,
     csrf: &str,
     username: &str,
@@ -432,7 +457,7 @@ pub fn login(
 ) -> String {
     render(
         "login.html",
-        context! { title => "Sign in", client => client_face(client), client_name => &client.name, request, csrf, username, error },
+        context! { title => "Sign in", client => client_face(client), client_name => &client.name, request, csrf, username, error, options => Value::from(minijinja::value::Serde(options)) },
     )
 }
 
@@ -498,7 +523,11 @@ mod tests {
             )
         };
         let app = named("");
-        let html = login(&app, "r\"><x", "c'", "a&b", Some("<b>"));
+        let local = SignInOptions {
+            upstreams: Vec::new(),
+            local: true,
+        };
+        let html = login(&app, &local, "r\"><x", "c'", "a&b", Some("<b>"));
         assert!(!html.contains("<script>x"));
         assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");
         assert!(html.contains("r&quot;&gt;&lt;x"));
@@ -534,7 +563,17 @@ mod tests {
             vec![],
         );
         for html in [
-            login(&app, "r", "c", "", None),
+            login(
+                &app,
+                &SignInOptions {
+                    upstreams: Vec::new(),
+                    local: true,
+                },
+                "r",
+                "c",
+                "",
+                None,
+            ),
             consent(&app, "alice", &[], None, "r", "c"),
         ] {
             assert!(

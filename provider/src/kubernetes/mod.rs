@@ -352,6 +352,9 @@ fn build(
             users,
             synced,
             registration: settings.registration,
+            // Connectors in a cluster: next (issue 15 plan, step 2 on the provider side).
+            upstreams: Default::default(),
+            local_sign_in: None,
         },
     )
 }

@@ -488,6 +488,16 @@ pub enum Next {
     UnknownClient,
 }
 
+/// Back to the client with `error` (an upstream sign-in that failed: `access_denied`).
+pub fn deny(request: AuthorizationRequest, error: OAuthError) -> Next {
+    Next::Error {
+        redirect_uri: request.redirect_uri,
+        state: request.state,
+        error,
+        response_mode: request.response_mode,
+    }
+}
+
 /// Takes a validated request as far as it can go: sign-in, consent, then the code.
 pub async fn proceed(
     ctx: &Context<'_>,

@@ -21,6 +21,7 @@ pub mod revoke;
 pub mod session;
 pub mod token;
 pub mod upstream;
+pub mod upstream_flow;
 pub mod userinfo;
 
 use std::time::{SystemTime, UNIX_EPOCH};

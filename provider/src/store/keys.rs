@@ -49,6 +49,8 @@ pub enum Key<'a> {
     RegisteredClients,
     /// A person an identity connector vouched for, by subject, while their sign-in lasts.
     Identity(&'a str),
+    /// A sign-in sent to an upstream provider, by its `state`, until the callback.
+    UpstreamState(&'a str),
     /// A client assertion's `jti`, until the assertion expires (replay, RFC 7523 §3).
     ClientAssertion { client_id: &'a str, jti: &'a str },
 }
@@ -80,6 +82,7 @@ impl Key<'_> {
             Key::InteractionStarts(ip) => format!("throttle:starts:{ip}"),
             Key::RegisteredClients => "registered-clients".into(),
             Key::Identity(sub) => format!("identity:{sub}"),
+            Key::UpstreamState(state) => hash_token("upstream-state", state),
             Key::ClientAssertion { client_id, jti } => {
                 hash_token("assertion", &format!("{client_id}\n{jti}"))
             }
