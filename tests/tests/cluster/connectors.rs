@@ -120,9 +120,19 @@ async fn an_oidc_connector_becomes_ready_or_says_what_to_fix() {
     ns.delete().await;
 }
 
+/// A child process killed when dropped (also when a test panics).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The node oidc-provider the upstream tests use (tests/upstream), started on a free port with
 /// one client for kube-oidc. Returns the process and its issuer.
-fn node_upstream(redirect_uri: &str, keys: &std::path::Path) -> (std::process::Child, String) {
+fn node_upstream(redirect_uri: &str, keys: &std::path::Path) -> (Killed, String) {
     use std::io::{BufRead, BufReader};
     let port = kube_oidc_tests::ControlPlane::free_port();
     let dir = crds::workspace_root().join("tests/upstream");
@@ -147,7 +157,10 @@ fn node_upstream(redirect_uri: &str, keys: &std::path::Path) -> (std::process::C
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let started: serde_json::Value = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("the upstream did not start ({e}): {line}"));
-    (child, started["issuer"].as_str().unwrap().to_string())
+    (
+        Killed(child),
+        started["issuer"].as_str().unwrap().to_string(),
+    )
 }
 
 /// Through the upstream's development sign-in pages as a browser would: the sign-in form with
@@ -208,7 +221,7 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     }
     let port = kube_oidc_tests::ControlPlane::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let (mut upstream, upstream_issuer) = node_upstream(
+    let (_upstream, upstream_issuer) = node_upstream(
         &format!("{issuer}/callback/corp"),
         &dir.path().join("upstream-keys.json"),
     );
@@ -323,6 +336,4 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         serde_json::json!(["corp:dev", "corp:ops"]),
         "{claims}"
     );
-    let _ = upstream.kill();
-    let _ = upstream.wait();
 }
