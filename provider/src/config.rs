@@ -44,6 +44,8 @@ pub struct ClientConfig {
     pub tos_uri: Option<String>,
     /// Userinfo-only claims (OpenID Connect Core §5.4) put in its ID tokens all the same.
     pub id_token_claims: Vec<String>,
+    /// Only members of these groups may use it (all when empty).
+    pub allowed_groups: Vec<String>,
     pub consent: ConsentPolicy,
     pub access_token_format: AccessTokenFormat,
     pub alg: Algorithm,
@@ -86,6 +88,7 @@ impl ClientConfig {
             scopes: s.scopes.clone(),
             default_scopes: s.default_scopes().to_vec(),
             id_token_claims: s.id_token_claims.clone(),
+            allowed_groups: s.allowed_groups.clone(),
             logo_uri: s.logo_uri.clone(),
             policy_uri: s.policy_uri.clone(),
             tos_uri: s.tos_uri.clone(),
@@ -117,6 +120,11 @@ impl ClientConfig {
             max_session,
             ..self
         }
+    }
+
+    /// Whether a person in `groups` may use this client.
+    pub fn admits(&self, groups: &[String]) -> bool {
+        self.allowed_groups.is_empty() || groups.iter().any(|g| self.allowed_groups.contains(g))
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {

@@ -527,6 +527,16 @@ pub async fn proceed(
         }
         return wait_for_user(ctx, client, request, None).await;
     };
+    // allowedGroups: decided before the consent page, which people outside never see.
+    let member = ctx
+        .user(&session.sub)
+        .await?
+        .is_some_and(|u| client.admits(&u.groups));
+    if !member {
+        return Ok(error(OAuthError::AccessDenied(
+            "you are not in a group allowed to use this application".into(),
+        )));
+    }
     let needs_consent = !progress.consent_given
         && (prompt("consent") || consent_missing(ctx, &client, &session, &request).await?);
     if needs_consent {

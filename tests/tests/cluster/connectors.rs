@@ -228,7 +228,7 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     std::fs::write(
         folder.join("connector.yaml"),
         format!(
-            "apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: corp, namespace: kube-oidc}}\nspec:\n  type: oidc\n  displayName: Corp\n  groupPrefix: \"corp:\"\n  oidc:\n    issuer: {upstream_issuer}\n    clientId: kube-oidc\n    clientSecretRef: {{name: corp-oidc, key: client-secret}}\n    scopes: [openid, email, profile, groups]\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: corp-oidc, namespace: kube-oidc}}\nstringData: {{client-secret: upstream-secret}}\n"
+            "apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: corp, namespace: kube-oidc}}\nspec:\n  type: oidc\n  displayName: Corp\n  groupPrefix: \"corp:\"\n  oidc:\n    issuer: {upstream_issuer}\n    clientId: kube-oidc\n    clientSecretRef: {{name: corp-oidc, key: client-secret}}\n    scopes: [openid, email, profile, groups]\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: corp-oidc, namespace: kube-oidc}}\nstringData: {{client-secret: upstream-secret}}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: restricted, namespace: default}}\nspec:\n  clientId: restricted\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  scopes: [openid, email, groups]\n  allowedGroups: [\"corp:finance\"]\n"
         ),
     )
     .unwrap();
@@ -335,5 +335,19 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         claims["groups"],
         serde_json::json!(["corp:dev", "corp:ops"]),
         "{claims}"
+    );
+
+    // allowedGroups: carol (corp:dev, corp:ops) is signed in, but not in corp:finance; the
+    // client hears access_denied, and no consent page is shown to her.
+    let r = browser
+        .get(authorize.replace("client_id=demo", "client_id=restricted"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let denied = r.headers()["location"].to_str().unwrap();
+    assert!(
+        denied.starts_with("http://127.0.0.1:8000/callback?error=access_denied"),
+        "{denied}"
     );
 }

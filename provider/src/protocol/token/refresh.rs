@@ -184,6 +184,11 @@ async fn issue(
         .user(&grant.sub)
         .await?
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
+    if !client.admits(&user.groups) {
+        return Err(OAuthError::InvalidGrant(
+            "the user is no longer in a group allowed to use this client".into(),
+        ));
+    }
     Issuance {
         client,
         user: Some(&user),

@@ -601,3 +601,29 @@ async fn an_upstream_identity_in_the_store_is_served_like_a_local_user() {
         .unwrap_err();
     assert_eq!(gone.code(), "invalid_grant");
 }
+
+/// allowedGroups: a refresh for someone outside the client's groups is refused (as a removal
+/// from the group upstream would make it), for a member it works.
+#[tokio::test]
+async fn a_refresh_outside_the_clients_allowed_groups_is_refused() {
+    let mut f = Fixture::new();
+    let mut spa = f.view.client("spa").unwrap().as_ref().clone();
+    spa.allowed_groups = vec!["admins".into()];
+    f.view
+        .clients
+        .insert("spa".into(), std::sync::Arc::new(spa));
+    for (user, admitted) in [("alice", true), ("bob", false)] {
+        let sub = f.view.users.by_name(user).unwrap().subject();
+        let code = f
+            .code_for(&sub, "spa", "https://spa.example/cb", Some(CHALLENGE))
+            .await;
+        let tokens = f.redeem(&code, Some(VERIFIER)).await.unwrap();
+        let refreshed = f
+            .refresh(tokens["refresh_token"].as_str().unwrap(), None)
+            .await;
+        match admitted {
+            true => assert!(refreshed.is_ok(), "{user}: {refreshed:?}"),
+            false => assert_eq!(refreshed.unwrap_err().code(), "invalid_grant", "{user}"),
+        }
+    }
+}
