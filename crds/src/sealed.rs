@@ -9,10 +9,7 @@
 //! associated data names what the value belongs to, so a value copied to another object does not
 //! open there.
 
-use aws_lc_rs::{
-    aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
-    rand::{SecureRandom, SystemRandom},
-};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use k8s_openapi::api::core::v1::Secret;
 
@@ -47,18 +44,15 @@ impl SealingKey {
 
     /// `plaintext` sealed for `owner` (what it belongs to, e.g. `namespace/name`).
     pub fn seal(&self, owner: &str, plaintext: &str) -> String {
-        let mut nonce = [0u8; NONCE_LEN];
-        if SystemRandom::new().fill(&mut nonce).is_err() {
-            panic!("system random number generator failed");
-        }
+        let nonce = crate::secret::random::<NONCE_LEN>();
         let mut buf = plaintext.as_bytes().to_vec();
         let sealed = self.0.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(owner.as_bytes()),
             &mut buf,
         );
-        // Only fails for a plaintext beyond AES-GCM's limit (64 GiB), as the RNG above is not
-        // recoverable either.
+        // Only fails for a plaintext beyond AES-GCM's limit (64 GiB): not recoverable, like a
+        // failing RNG.
         if sealed.is_err() {
             panic!("AES-GCM refused to seal {} bytes", plaintext.len());
         }
@@ -87,11 +81,7 @@ impl SealingKey {
 
 /// 32 new random bytes for a sealing key.
 pub fn generate_key() -> Vec<u8> {
-    let mut key = vec![0u8; 32];
-    if SystemRandom::new().fill(&mut key).is_err() {
-        panic!("system random number generator failed");
-    }
-    key
+    crate::secret::random::<32>().to_vec()
 }
 
 /// What a client's sealed secret belongs to: its namespace and name.

@@ -77,7 +77,8 @@ pub fn secret_data(secret: &Secret, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn random<const N: usize>() -> [u8; N] {
+/// N random bytes from the system RNG (secrets, sealing keys, nonces).
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     // The system RNG failing is not recoverable; aws-lc aborts before returning an error here.
     if SystemRandom::new().fill(&mut bytes).is_err() {

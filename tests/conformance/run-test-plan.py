@@ -105,22 +105,23 @@ Conformance.create_test_plan = create_test_plan
 Conformance.exporthtml = exporthtml
 
 
+def api(path):
+    """GET the suite's API (`/api/<path>`) as the driver reaches it (its own CA, dev mode)."""
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    base = os.environ.get("CONFORMANCE_SERVER", "https://localhost:8443/").rstrip("/")
+    with urllib.request.urlopen(f"{base}/api/{path}", context=ctx, timeout=120) as r:
+        return json.load(r)
+
+
 def review_screenshots(out):
     """What a reviewer of a REVIEW module looks at: the page the scripted browser checked, as the
     suite stored it (its source, in the log entry of the module's placeholder), rendered with
     Chromium into OUT/<mode>/<plan>/<module>-<test id>.png beside the .html, and an index.md of
     them. Runs while the suite and the providers still serve (the pages' images load)."""
     import concurrent.futures
-
-    import ssl
-    import urllib.request
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    base = os.environ.get("CONFORMANCE_SERVER", "https://localhost:8443/").rstrip("/")
-
-    def api(path):
-        with urllib.request.urlopen(f"{base}/api/{path}", context=ctx, timeout=120) as r:
-            return json.load(r)
 
     pages, rows = [], []
     for plan_id, url in created:
@@ -164,16 +165,6 @@ def review_screenshots(out):
 
 def plan_results(out):
     """Each plan's modules and results, as the suite has them (its API), in OUT/<plan id>.json."""
-    import ssl
-    import urllib.request
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    base = os.environ.get("CONFORMANCE_SERVER", "https://localhost:8443/").rstrip("/")
-
-    def api(path):
-        with urllib.request.urlopen(f"{base}/api/{path}", context=ctx, timeout=120) as r:
-            return json.load(r)
-
     os.makedirs(out, exist_ok=True)
     for plan_id, url in created:
         plan = api(f"plan/{plan_id}")
