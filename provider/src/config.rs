@@ -190,6 +190,8 @@ pub struct View {
     pub upstreams: crate::protocol::upstream_flow::Upstreams,
     /// Whether the sign-in page offers the password form (the local users).
     pub local_sign_in: bool,
+    /// Seals what the store keeps of upstreams (their refresh tokens); none: not kept.
+    pub sealing: Option<Arc<crds::sealed::SealingKey>>,
 }
 
 /// What a view is built from, as its config source read it.
@@ -211,6 +213,8 @@ pub struct Sources {
     /// No connector turns the local users off: with none, or with a `local` connector, the
     /// password form is offered.
     pub local_sign_in: Option<bool>,
+    /// The key upstream refresh tokens are sealed with in the store.
+    pub sealing: Option<Arc<crds::sealed::SealingKey>>,
 }
 
 impl View {
@@ -240,6 +244,7 @@ impl View {
             synced: self.synced,
             upstreams: self.upstreams.clone(),
             local_sign_in: self.local_sign_in,
+            sealing: self.sealing.clone(),
         }
     }
 
@@ -267,6 +272,7 @@ pub fn build(issuer: &str, sources: Sources) -> View {
         registration,
         upstreams,
         local_sign_in,
+        sealing,
     } = sources;
     let scopes = scope_configs(&oidc_scopes);
     let published = Published::of(&keys);
@@ -298,6 +304,7 @@ pub fn build(issuer: &str, sources: Sources) -> View {
         synced,
         local_sign_in: local_sign_in.unwrap_or(true),
         upstreams,
+        sealing,
     }
 }
 

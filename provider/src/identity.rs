@@ -7,9 +7,10 @@
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::{
-    protocol::Context,
+    protocol::{Context, OAuthError, upstream, upstream_flow::UpstreamError},
     store::{Key, StoreError},
     users::User,
 };
@@ -21,6 +22,34 @@ pub struct UpstreamIdentity {
     pub connector: String,
     /// Their claims, as a user of ours (no password).
     pub user: User,
+    /// What the upstream said (its verified ID token and userinfo claims), mapped again when
+    /// it is asked again.
+    #[serde(default)]
+    pub upstream_claims: Map<String, Value>,
+    /// The upstream's refresh token, sealed with the sealing key for this subject
+    /// ([`crds::sealed`]): the store never holds it in the clear.
+    #[serde(default)]
+    pub sealed_refresh: Option<String>,
+    /// Until when it is kept (seconds since the epoch): a shorter sign-in never shortens it.
+    #[serde(default)]
+    pub kept_until: u64,
+}
+
+/// The sealing owner of an identity's upstream refresh token: a sealed token copied to another
+/// identity does not open.
+fn sealing_owner(sub: &str) -> String {
+    format!("UpstreamIdentity/{sub}")
+}
+
+impl UpstreamIdentity {
+    /// Keeps the upstream's refresh token, sealed; without a sealing key it is not kept (and
+    /// refresh then does not go back to the upstream).
+    pub fn seal_refresh(&mut self, ctx: &Context<'_>, token: Option<&str>) {
+        self.sealed_refresh = match (token, ctx.view.sealing.as_deref()) {
+            (Some(t), Some(key)) => Some(key.seal(&sealing_owner(&self.user.subject()), t)),
+            _ => None,
+        };
+    }
 }
 
 impl Context<'_> {
@@ -36,14 +65,92 @@ impl Context<'_> {
             .map(|i| Arc::new(i.user)))
     }
 
-    /// Keeps an upstream identity for `ttl` (its sign-in's longest use: the refresh tokens).
+    /// Keeps an upstream identity for at least `ttl` (its sign-in's longest use: the refresh
+    /// tokens), and never less than it was kept for already.
     pub async fn remember(
         &self,
-        identity: &UpstreamIdentity,
+        identity: &mut UpstreamIdentity,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.store
-            .put(Key::Identity(&identity.user.subject()), identity, ttl)
-            .await
+        let sub = identity.user.subject();
+        let before = self
+            .store
+            .get::<UpstreamIdentity>(Key::Identity(&sub))
+            .await?
+            .map_or(0, |i| i.kept_until);
+        identity.kept_until = before.max(self.now.saturating_add(ttl.as_secs()));
+        let ttl = Duration::from_secs(identity.kept_until.saturating_sub(self.now).max(1));
+        self.store.put(Key::Identity(&sub), identity, ttl).await
+    }
+
+    /// Before a refresh for `sub`: an upstream identity whose upstream gave a refresh token is
+    /// asked about again, so a person disabled or moved out of a group upstream loses access
+    /// now. The upstream's answer within its timeout, or `temporarily_unavailable` (the refresh
+    /// token is not used up). A local user, or an upstream without refresh, passes as is.
+    pub async fn refresh_upstream(&self, sub: &str) -> Result<(), OAuthError> {
+        if self.view.users.by_sub(sub).is_some() {
+            return Ok(());
+        }
+        let Some(mut identity) = self
+            .store
+            .get::<UpstreamIdentity>(Key::Identity(sub))
+            .await?
+        else {
+            return Ok(());
+        };
+        let Some(up) = self.view.upstreams.get(&identity.connector).cloned() else {
+            return Err(OAuthError::InvalidGrant(format!(
+                "sign-in through {} is no longer offered; sign in again",
+                identity.connector
+            )));
+        };
+        let (Some(sealed), Some(key)) = (&identity.sealed_refresh, self.view.sealing.as_deref())
+        else {
+            return Ok(());
+        };
+        let Some(token) = key.open(&sealing_owner(sub), sealed) else {
+            // Sealed under a key since replaced: the upstream cannot be asked; sign in again.
+            return Err(self
+                .forget(sub, "the upstream sign-in cannot be renewed")
+                .await);
+        };
+        let refreshed = up.refresh(&token, identity.upstream_claims.clone()).await;
+        let (claims, token) = match refreshed {
+            Ok(ok) => ok,
+            Err(UpstreamError::Refused(why)) => {
+                tracing::info!(connector = %identity.connector, why, "the upstream no longer vouches for a person");
+                return Err(self
+                    .forget(sub, "the identity provider no longer signs this person in")
+                    .await);
+            }
+            Err(UpstreamError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(connector = %identity.connector, error = %e, "upstream refresh failed");
+                return Err(OAuthError::TemporarilyUnavailable(
+                    "the identity provider cannot be reached; try again in a moment".into(),
+                ));
+            }
+        };
+        let mut fresh = upstream::identity(&identity.connector, &up.spec, &up.settings, &claims)
+            .map_err(|e| OAuthError::InvalidGrant(e.to_string()))?;
+        if fresh.user.subject() != sub {
+            return Err(self
+                .forget(sub, "the upstream answered about another person")
+                .await);
+        }
+        fresh.seal_refresh(self, Some(&token));
+        fresh.kept_until = identity.kept_until;
+        identity = fresh;
+        let ttl = Duration::from_secs(identity.kept_until.saturating_sub(self.now).max(1));
+        self.store.put(Key::Identity(sub), &identity, ttl).await?;
+        Ok(())
+    }
+
+    /// Drops an upstream identity (its tokens stop working); the error to answer.
+    async fn forget(&self, sub: &str, why: &str) -> OAuthError {
+        if let Err(e) = self.store.delete(Key::Identity(sub)).await {
+            return e.into();
+        }
+        OAuthError::InvalidGrant(format!("{why}; sign in again"))
     }
 }

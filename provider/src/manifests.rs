@@ -179,6 +179,25 @@ impl Manifests {
         Ok(())
     }
 
+    /// The key upstream refresh tokens are sealed with in the store: the folder's Secret
+    /// `kube-oidc-sealing-key` (32 bytes under `key`), so that a store kept across restarts
+    /// (Redis) stays readable; else a new one for this run.
+    fn sealing_key(&self) -> Result<crds::sealed::SealingKey, ManifestError> {
+        use crds::sealed::{SEALING_KEY_SECRET, SealingKey, generate_key};
+        match self.secrets.get(SEALING_KEY_SECRET) {
+            Some(s) => SealingKey::from_secret(s).ok_or_else(|| ManifestError::Invalid {
+                kind: "Secret",
+                name: SEALING_KEY_SECRET.into(),
+                message: "data.key must be 32 bytes (base64)".into(),
+            }),
+            None => SealingKey::from_bytes(&generate_key()).ok_or_else(|| ManifestError::Invalid {
+                kind: "Secret",
+                name: SEALING_KEY_SECRET.into(),
+                message: "a sealing key could not be made".into(),
+            }),
+        }
+    }
+
     fn secret_value(&self, name: &str, key: &str) -> Option<String> {
         crds::secret::secret_data(self.secrets.get(name)?, key)
     }
@@ -473,6 +492,7 @@ pub struct Folder {
     users: Users,
     upstreams: Upstreams,
     local_sign_in: Option<bool>,
+    sealing: Arc<crds::sealed::SealingKey>,
 }
 
 /// The standalone signing keys: one generated per SigningKey at start, and again at each
@@ -546,6 +566,7 @@ impl Folder {
                 registration: false,
                 upstreams: self.upstreams,
                 local_sign_in: self.local_sign_in,
+                sealing: Some(self.sealing),
             },
         )
     }
@@ -569,6 +590,7 @@ impl Folder {
                 registration,
                 upstreams: self.upstreams.clone(),
                 local_sign_in: self.local_sign_in,
+                sealing: Some(self.sealing.clone()),
             },
         )
     }
@@ -599,6 +621,7 @@ pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
     let keys = Arc::new(manifests.key_ring()?);
     let users = manifests.users(users_secret)?;
     let (upstreams, local_sign_in) = manifests.upstreams()?;
+    let sealing = Arc::new(manifests.sealing_key()?);
     let mut manifests = manifests;
     let client_ids = manifests
         .clients
@@ -614,6 +637,7 @@ pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
         users,
         upstreams,
         local_sign_in,
+        sealing,
     })
 }
 

@@ -130,6 +130,7 @@ pub fn view(backchannel: Option<&str>) -> (View, String) {
             registration: false,
             upstreams: Default::default(),
             local_sign_in: None,
+            sealing: None,
         },
     );
     (view, kid)

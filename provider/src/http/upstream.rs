@@ -151,11 +151,16 @@ pub async fn callback(
             {
                 Err(UpstreamError::Store(e)) => return Err(e),
                 Err(e) => refuse(&e.to_string()),
-                Ok((claims, _refresh)) => {
+                Ok((claims, refresh)) => {
                     match upstream::identity(&name, &up.spec, &up.settings, &claims) {
                         Err(e) => refuse(&e.to_string()),
-                        Ok(identity) => {
-                            ctx.remember(&identity, SESSION_TTL).await?;
+                        Ok(mut identity) => {
+                            identity.seal_refresh(&ctx, refresh.as_deref());
+                            // Kept as long as the client's refresh tokens may ask for it.
+                            let ttl = view
+                                .client(&request.client_id)
+                                .map_or(SESSION_TTL, |c| c.refresh_token_ttl.max(SESSION_TTL));
+                            ctx.remember(&mut identity, ttl).await?;
                             let session =
                                 Session::start(ctx.store, identity.user.subject(), ctx.now).await?;
                             interaction::finish(

@@ -355,6 +355,7 @@ fn build(
             // Connectors in a cluster: next (issue 15 plan, step 2 on the provider side).
             upstreams: Default::default(),
             local_sign_in: None,
+            sealing: sealing_key.map(Arc::new),
         },
     )
 }

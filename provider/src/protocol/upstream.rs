@@ -108,6 +108,9 @@ pub fn identity(
     Ok(UpstreamIdentity {
         connector: name.to_string(),
         user,
+        upstream_claims: claims.clone(),
+        sealed_refresh: None,
+        kept_until: 0,
     })
 }
 

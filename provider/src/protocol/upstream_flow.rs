@@ -207,6 +207,71 @@ impl OidcUpstream {
         redirect_uri: &str,
     ) -> Result<(Map<String, Value>, Option<String>), UpstreamError> {
         let m = self.metadata().await?;
+        let body = self
+            .token_request(
+                &m,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", redirect_uri),
+                    ("code_verifier", state.verifier.as_str()),
+                ],
+            )
+            .await?;
+        let id_token = body["id_token"]
+            .as_str()
+            .ok_or_else(|| UpstreamError::Invalid("no id_token".into()))?;
+        let mut claims = self.verify(&m, id_token, Some(&state.nonce)).await?;
+        self.merge_userinfo(&m, &body, &mut claims).await?;
+        Ok((claims, body["refresh_token"].as_str().map(String::from)))
+    }
+
+    /// The upstream asked again about a person signed in before (OpenID Connect Core §12):
+    /// their refresh token redeemed, and the claims of the new ID token (and userinfo, when
+    /// configured) over `previous`. `Refused` when the upstream no longer vouches for them.
+    /// The new claims, and the refresh token to keep (the upstream may rotate it).
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        previous: Map<String, Value>,
+    ) -> Result<(Map<String, Value>, String), UpstreamError> {
+        let m = self.metadata().await?;
+        let body = self
+            .token_request(
+                &m,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ],
+            )
+            .await?;
+        let mut claims = previous;
+        if let Some(id_token) = body["id_token"].as_str() {
+            let fresh = self.verify(&m, id_token, None).await?;
+            // §12.2: the same person, or the answer is not about them.
+            if fresh.get("sub") != claims.get("sub") {
+                return Err(UpstreamError::Invalid(
+                    "the refreshed id_token names another sub".into(),
+                ));
+            }
+            claims.extend(fresh);
+        }
+        self.merge_userinfo(&m, &body, &mut claims).await?;
+        let kept = body["refresh_token"]
+            .as_str()
+            .unwrap_or(refresh_token)
+            .to_string();
+        Ok((claims, kept))
+    }
+
+    /// A request to the upstream's token endpoint with our client's credentials: its JSON
+    /// answer when it succeeded. A refusal (4xx with an OAuth error) is `Refused`; anything
+    /// else that is not an answer (5xx, timeouts, no connection) is `Unreachable`.
+    async fn token_request(
+        &self,
+        m: &Metadata,
+        form: &[(&str, &str)],
+    ) -> Result<Value, UpstreamError> {
         let response = self
             .http
             .post(&m.token_endpoint)
@@ -214,16 +279,16 @@ impl OidcUpstream {
                 form_encode(&self.settings.client_id),
                 Some(form_encode(&self.client_secret)),
             )
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", redirect_uri),
-                ("code_verifier", state.verifier.as_str()),
-            ])
+            .form(form)
             .send()
             .await
-            .map_err(|e| UpstreamError::Unreachable(format!("{e:?}")))?;
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         let status = response.status();
+        if status.is_server_error() {
+            return Err(UpstreamError::Unreachable(format!(
+                "token endpoint: {status}"
+            )));
+        }
         let body: Value = response
             .json()
             .await
@@ -233,41 +298,52 @@ impl OidcUpstream {
                 body["error"].as_str().unwrap_or("error").to_string(),
             ));
         }
-        let id_token = body["id_token"]
-            .as_str()
-            .ok_or_else(|| UpstreamError::Invalid("no id_token".into()))?;
-        let mut claims = self.verify(&m, id_token, &state.nonce).await?;
-        if self.settings.userinfo
-            && let (Some(endpoint), Some(access_token)) =
-                (&m.userinfo_endpoint, body["access_token"].as_str())
-        {
-            let info: Map<String, Value> = self
-                .http
-                .get(endpoint)
-                .bearer_auth(access_token)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
-                .json()
-                .await
-                .map_err(|e| UpstreamError::Invalid(format!("userinfo: {e}")))?;
-            // OpenID Connect Core §5.3.2: userinfo about another subject is not used.
-            if info.get("sub") != claims.get("sub") {
-                return Err(UpstreamError::Invalid("userinfo names another sub".into()));
-            }
-            for (k, v) in info {
-                claims.entry(k).or_insert(v);
-            }
-        }
-        Ok((claims, body["refresh_token"].as_str().map(String::from)))
+        Ok(body)
     }
 
+    /// Userinfo's claims under those of the ID token, when the connector reads userinfo.
+    async fn merge_userinfo(
+        &self,
+        m: &Metadata,
+        token_response: &Value,
+        claims: &mut Map<String, Value>,
+    ) -> Result<(), UpstreamError> {
+        let (true, Some(endpoint), Some(access_token)) = (
+            self.settings.userinfo,
+            &m.userinfo_endpoint,
+            token_response["access_token"].as_str(),
+        ) else {
+            return Ok(());
+        };
+        let info: Map<String, Value> = self
+            .http
+            .get(endpoint)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Invalid(format!("userinfo: {e}")))?;
+        // OpenID Connect Core §5.3.2: userinfo about another subject is not used.
+        if info.get("sub") != claims.get("sub") {
+            return Err(UpstreamError::Invalid("userinfo names another sub".into()));
+        }
+        for (k, v) in info {
+            claims.entry(k).or_insert(v);
+        }
+        Ok(())
+    }
+
+    /// An upstream ID token checked: signature with the upstream's published keys (refetched
+    /// for an unknown `kid`, so a key rotation is followed), issuer, audience, expiry, and our
+    /// nonce when the sign-in sent one.
     async fn verify(
         &self,
         m: &Metadata,
         id_token: &str,
-        nonce: &str,
+        nonce: Option<&str>,
     ) -> Result<Map<String, Value>, UpstreamError> {
         let header = jsonwebtoken::decode_header(id_token)
             .map_err(|e| UpstreamError::Invalid(format!("id_token: {e}")))?;
@@ -287,7 +363,9 @@ impl OidcUpstream {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(id_token, key, &validation)
             .map_err(|e| UpstreamError::Invalid(format!("id_token: {e}")))?
             .claims;
-        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+        if let Some(nonce) = nonce
+            && claims.get("nonce").and_then(Value::as_str) != Some(nonce)
+        {
             return Err(UpstreamError::Invalid("id_token: wrong nonce".into()));
         }
         Ok(claims)

@@ -132,10 +132,32 @@ impl Drop for Killed {
 
 /// The node oidc-provider the upstream tests use (tests/upstream), started on a free port with
 /// one client for kube-oidc. Returns the process and its issuer.
-fn node_upstream(redirect_uri: &str, keys: &std::path::Path) -> (Killed, String) {
+fn node_upstream(
+    port: u16,
+    redirect_uri: &str,
+    keys: &std::path::Path,
+    rotate: bool,
+) -> (Killed, String, Vec<String>) {
     use std::io::{BufRead, BufReader};
-    let port = kube_oidc_tests::ControlPlane::free_port();
-    let dir = crds::workspace_root().join("tests/upstream");
+    // The script beside the modules tests/run installed (node resolves imports from the
+    // script's folder up).
+    let modules = match std::env::var_os("KUBE_OIDC_UPSTREAM_MODULES").map(std::path::PathBuf::from)
+    {
+        Some(p) if p.join("oidc-provider").is_dir() => p,
+        _ => panic!(
+            "KUBE_OIDC_UPSTREAM_MODULES does not name the node modules of the upstream; tests/run installs them from tests/upstream/package-lock.json"
+        ),
+    };
+    let dir = keys.parent().unwrap().join("upstream");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        crds::workspace_root().join("tests/upstream/upstream_oidc.mjs"),
+        dir.join("upstream_oidc.mjs"),
+    )
+    .unwrap();
+    if !dir.join("node_modules").exists() {
+        std::os::unix::fs::symlink(&modules, dir.join("node_modules")).unwrap();
+    }
     let mut child = std::process::Command::new("node")
         .current_dir(&dir)
         .arg("upstream_oidc.mjs")
@@ -146,6 +168,7 @@ fn node_upstream(redirect_uri: &str, keys: &std::path::Path) -> (Killed, String)
             redirect_uri,
         ])
         .arg(keys)
+        .args(rotate.then_some("--rotate"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -157,9 +180,16 @@ fn node_upstream(redirect_uri: &str, keys: &std::path::Path) -> (Killed, String)
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let started: serde_json::Value = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("the upstream did not start ({e}): {line}"));
+    let kids = started["kids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
     (
         Killed(child),
         started["issuer"].as_str().unwrap().to_string(),
+        kids,
     )
 }
 
@@ -203,9 +233,145 @@ async fn upstream_sign_in(c: &reqwest::Client, start: &str, user: &str) -> Strin
     panic!("the upstream never sent the browser back: {location}")
 }
 
-/// Standalone: carol signs in to the demo client through an upstream OpenID provider (node
-/// oidc-provider). Our ID token names a subject scoped to the connector, with her mapped claims
-/// and the connector's prefixed groups; a second connector would give her another subject.
+/// PKCE's verifier and challenge for the tests' authorization requests.
+fn pkce() -> (String, String) {
+    use base64::Engine;
+    let verifier = "v".repeat(50);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()),
+    );
+    (verifier, challenge)
+}
+
+/// A browser's sign-in at `authorize` through connector `connector` as `user` of the node
+/// upstream: our sign-in page, its button, the upstream's pages, our consent page (approved)
+/// when shown. Where our provider sends the browser in the end.
+async fn sign_in_through(
+    browser: &reqwest::Client,
+    issuer: &str,
+    authorize: &str,
+    connector: &str,
+    user: &str,
+) -> String {
+    let page = browser
+        .get(authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = browser
+        .post(format!("{issuer}/login"))
+        .form(&[
+            ("request", crate::provider::field(&page, "request")),
+            ("csrf", crate::provider::field(&page, "csrf")),
+            ("connector", connector.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{page}");
+    let to_upstream = r.headers()["location"].to_str().unwrap().to_string();
+    let callback = upstream_sign_in(browser, &to_upstream, user).await;
+    let r = browser.get(&callback).send().await.unwrap();
+    let r = if r.status() == 200 {
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Upstream"),
+            "our consent page, naming them: {html}"
+        );
+        browser
+            .post(format!("{issuer}/consent"))
+            .form(&[
+                ("request", crate::provider::field(&html, "request")),
+                ("csrf", crate::provider::field(&html, "csrf")),
+                ("decision", "approve".to_string()),
+            ])
+            .send()
+            .await
+            .unwrap()
+    } else {
+        r
+    };
+    assert_eq!(r.status(), 303);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// The code of a redirect to the demo client, redeemed.
+async fn redeem(
+    c: &reqwest::Client,
+    issuer: &str,
+    back: &str,
+    verifier: &str,
+) -> serde_json::Value {
+    assert!(
+        back.starts_with("http://127.0.0.1:8000/callback?code="),
+        "{back}"
+    );
+    let code = reqwest::Url::parse(back)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    c.post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:8000/callback"),
+            ("client_id", "demo"),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The demo client's refresh: the status and the answer.
+async fn refresh(c: &reqwest::Client, issuer: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = c
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", "demo"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Our subject for `upstream_sub` of connector `connector`, as provider::protocol::upstream
+/// derives it (written out again here: the test checks the documented derivation).
+fn scoped_subject(connector: &str, upstream_sub: &str) -> String {
+    use base64::Engine;
+    let d = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!(
+            "kube-oidc:connector:{}:{connector}:{upstream_sub}",
+            connector.len()
+        )
+        .as_bytes(),
+    );
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
+}
+
+/// Standalone, against node oidc-provider as the upstream:
+/// - carol signs in to the demo client through it; our ID token names a subject scoped to the
+///   connector, with her mapped claims and the connector's prefixed groups;
+/// - `allowedGroups`: a client for corp:finance sends her back with access_denied, without a
+///   consent page;
+/// - a refresh goes back to the upstream: it works while she exists there, and once she is
+///   removed upstream it is `invalid_grant`;
+/// - the upstream down: a refresh is `temporarily_unavailable` and the refresh token is not used
+///   up; a sign-in shows a page saying so;
+/// - the upstream back with a new signing key: a sign-in works (its new key is fetched).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     kube_oidc_tests::install_crypto_provider();
@@ -221,10 +387,11 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     }
     let port = kube_oidc_tests::ControlPlane::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let (_upstream, upstream_issuer) = node_upstream(
-        &format!("{issuer}/callback/corp"),
-        &dir.path().join("upstream-keys.json"),
-    );
+    let upstream_port = kube_oidc_tests::ControlPlane::free_port();
+    let keys = dir.path().join("upstream-keys.json");
+    let redirect = format!("{issuer}/callback/corp");
+    let (upstream, upstream_issuer, first_kids) =
+        node_upstream(upstream_port, &redirect, &keys, false);
     std::fs::write(
         folder.join("connector.yaml"),
         format!(
@@ -235,16 +402,9 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     let mut p = Provider::standalone_on(&folder, port, &[]);
     p.wait_ready(Duration::from_secs(30));
     let browser = crate::provider::http();
-    let verifier = "v".repeat(50);
-    let challenge = {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            verifier.as_bytes(),
-        ))
-    };
+    let (verifier, challenge) = pkce();
     let authorize = format!(
-        "{issuer}/authorize?client_id=demo&response_type=code&redirect_uri=http://127.0.0.1:8000/callback&scope=openid%20email%20groups&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256"
+        "{issuer}/authorize?client_id=demo&response_type=code&redirect_uri=http://127.0.0.1:8000/callback&scope=openid%20email%20groups%20offline_access&prompt=consent&state=st&nonce=n&code_challenge={challenge}&code_challenge_method=S256"
     );
     let page = browser
         .get(&authorize)
@@ -259,78 +419,26 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         !page.contains("name=\"password\""),
         "no local connector: no password form: {page}"
     );
-    let r = browser
-        .post(format!("{issuer}/login"))
-        .form(&[
-            ("request", crate::provider::field(&page, "request")),
-            ("csrf", crate::provider::field(&page, "csrf")),
-            ("connector", "corp".to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let to_upstream = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(to_upstream.starts_with(&upstream_issuer), "{to_upstream}");
-    let callback = upstream_sign_in(&browser, &to_upstream, "carol").await;
-    let r = browser.get(&callback).send().await.unwrap();
-    let r = if r.status() == 200 {
-        // Our consent page, for carol.
-        let html = r.text().await.unwrap();
-        assert!(html.contains("Carol Upstream"), "{html}");
-        browser
-            .post(format!("{issuer}/consent"))
-            .form(&[
-                ("request", crate::provider::field(&html, "request")),
-                ("csrf", crate::provider::field(&html, "csrf")),
-                ("decision", "approve".to_string()),
-            ])
-            .send()
-            .await
-            .unwrap()
-    } else {
-        r
-    };
-    assert_eq!(r.status(), 303);
-    let back = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        back.starts_with("http://127.0.0.1:8000/callback?code="),
-        "{back}"
-    );
-    let code = reqwest::Url::parse(&back)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .to_string();
-    let tokens: serde_json::Value = browser
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:8000/callback"),
-            ("client_id", "demo"),
-            ("code_verifier", &verifier),
-        ])
+    let back = sign_in_through(&browser, &issuer, &authorize, "corp", "carol").await;
+    let tokens = redeem(&browser, &issuer, &back, &verifier).await;
+    let claims =
+        crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
+    assert_eq!(claims["sub"], scoped_subject("corp", "carol").as_str());
+    // Her email, as the upstream verified it, at userinfo (OpenID Connect Core §5.4).
+    let info: serde_json::Value = browser
+        .get(format!("{issuer}/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let claims =
-        crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
-    // The subject is scoped to the connector (provider::protocol::upstream::subject).
-    let scoped = {
-        use base64::Engine;
-        let d = aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            b"kube-oidc:connector:4:corp:carol",
-        );
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..16])
-    };
-    assert_eq!(claims["sub"], scoped.as_str());
+    assert_eq!(
+        (info["email"].as_str(), info["email_verified"].as_bool()),
+        (Some("carol@corp.example"), Some(true)),
+        "{info}"
+    );
     assert_eq!(
         claims["groups"],
         serde_json::json!(["corp:dev", "corp:ops"]),
@@ -340,7 +448,11 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     // allowedGroups: carol (corp:dev, corp:ops) is signed in, but not in corp:finance; the
     // client hears access_denied, and no consent page is shown to her.
     let r = browser
-        .get(authorize.replace("client_id=demo", "client_id=restricted"))
+        .get(
+            authorize
+                .replace("client_id=demo", "client_id=restricted")
+                .replace("%20offline_access", ""),
+        )
         .send()
         .await
         .unwrap();
@@ -350,4 +462,100 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         denied.starts_with("http://127.0.0.1:8000/callback?error=access_denied"),
         "{denied}"
     );
+
+    // A refresh asks the upstream again: fine while carol exists there ...
+    let (status, refreshed) =
+        refresh(&browser, &issuer, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let again =
+        crate::provider::verify(&issuer, refreshed["id_token"].as_str().unwrap(), "demo").await;
+    assert_eq!(again["groups"], claims["groups"]);
+    // ... and once she is removed upstream, her next refresh fails.
+    let removed = browser
+        .post(format!("{upstream_issuer}/admin/remove/carol"))
+        .send()
+        .await
+        .unwrap();
+    assert!(removed.status().is_success());
+    let (status, gone) = refresh(
+        &browser,
+        &issuer,
+        refreshed["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, gone["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{gone}"
+    );
+
+    // dave signs in; then the upstream goes down.
+    let browser = crate::provider::http();
+    let back = sign_in_through(&browser, &issuer, &authorize, "corp", "dave").await;
+    let dave = redeem(&browser, &issuer, &back, &verifier).await;
+    let dave_refresh = dave["refresh_token"].as_str().unwrap().to_string();
+    // Another browser of dave's is at the upstream, about to come back, when it goes down.
+    let other = crate::provider::http();
+    let page = other
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = other
+        .post(format!("{issuer}/login"))
+        .form(&[
+            ("request", crate::provider::field(&page, "request")),
+            ("csrf", crate::provider::field(&page, "csrf")),
+            ("connector", "corp".to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let to_upstream = r.headers()["location"].to_str().unwrap().to_string();
+    let callback = upstream_sign_in(&other, &to_upstream, "dave").await;
+    drop(upstream);
+    let (status, down) = refresh(&browser, &issuer, &dave_refresh).await;
+    assert_eq!(
+        down["error"].as_str(),
+        Some("temporarily_unavailable"),
+        "{status} {down}"
+    );
+    // The code cannot be exchanged upstream: the client hears access_denied, with the reason.
+    let r = other.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let denied = r.headers()["location"].to_str().unwrap();
+    assert!(
+        denied.starts_with("http://127.0.0.1:8000/callback?error=access_denied&error_description=the+identity+provider+Corp"),
+        "{denied}"
+    );
+
+    // The upstream back, signing with a new key: the refresh token that met the outage was not
+    // used up (the upstream, restarted, forgot its own grants: its answer is a refusal, not an
+    // outage), and a new sign-in is verified with the new key.
+    let (_upstream, _, kids) = node_upstream(upstream_port, &redirect, &keys, true);
+    assert_ne!(kids[0], first_kids[0], "the upstream signs with a new key");
+    // Keys are fetched again for an unknown kid at most once a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, after) = refresh(&browser, &issuer, &dave_refresh).await;
+    assert_eq!(
+        (status, after["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{after}"
+    );
+    assert!(
+        after["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no longer"),
+        "the upstream's refusal, not a used-up token: {after}"
+    );
+    let browser = crate::provider::http();
+    let back = sign_in_through(&browser, &issuer, &authorize, "corp", "carol").await;
+    let tokens = redeem(&browser, &issuer, &back, &verifier).await;
+    let claims =
+        crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
+    assert_eq!(claims["sub"], scoped_subject("corp", "carol").as_str());
 }

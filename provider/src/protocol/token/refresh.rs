@@ -90,6 +90,8 @@ pub async fn exchange(
     {
         Some(grant) => {
             check(ctx, client, &grant, request.scope.as_deref()).await?;
+            // Before the token is used up: an upstream outage leaves it valid.
+            ctx.refresh_upstream(&grant.sub).await?;
             let redeemed = Redeemed {
                 at: ctx.now,
                 grant: grant.clone(),

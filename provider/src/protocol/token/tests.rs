@@ -551,19 +551,39 @@ async fn refreshing_stops_at_the_policys_maximum_session() {
 #[tokio::test]
 async fn an_upstream_identity_in_the_store_is_served_like_a_local_user() {
     use crate::identity::UpstreamIdentity;
-    let f = Fixture::new();
+    let mut f = Fixture::new();
+    // The connector that vouched for carol (its upstream is never called: it gave no refresh
+    // token, so refreshes do not go back to it).
+    let spec: crds::connector::IdentityConnectorSpec = serde_yaml::from_str(
+        "type: oidc\ndisplayName: Corp\noidc:\n  issuer: https://idp.example\n  clientId: k\n  clientSecretRef: {name: s, key: k}\n",
+    )
+    .unwrap();
+    let up = crate::protocol::upstream_flow::OidcUpstream::new(
+        "corp",
+        spec.clone(),
+        spec.oidc.clone().unwrap(),
+        "secret".into(),
+        None,
+    )
+    .unwrap();
+    f.view
+        .upstreams
+        .insert("corp".into(), std::sync::Arc::new(up));
     let mut user = f.view.users.by_name("bob").unwrap().as_ref().clone();
     user.username = "carol".into();
     user.sub = Some("upstream-carol".into());
     user.email = Some("carol@corp.example".into());
     user.password_hash = String::new();
-    let identity = UpstreamIdentity {
+    let mut identity = UpstreamIdentity {
         connector: "corp".into(),
         user,
+        upstream_claims: Default::default(),
+        sealed_refresh: None,
+        kept_until: 0,
     };
     let ctx = f.ctx();
     assert!(ctx.user("upstream-carol").await.unwrap().is_none());
-    ctx.remember(&identity, std::time::Duration::from_secs(60))
+    ctx.remember(&mut identity, std::time::Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(
