@@ -202,6 +202,13 @@ pub struct OidcClientSpec {
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub allowed_groups: Vec<String>,
 
+    /// Only people signed in through one of these IdentityConnectors may use the client
+    /// (`local` names the users Secret); any when empty. The sign-in page offers only these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 63)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub allowed_connectors: Vec<String>,
+
     /// When the consent page is shown: `always`, `once` per user (remembered), or `skip` for
     /// first-party applications.
     #[serde(default)]

@@ -355,7 +355,7 @@ async fn run_controllers(
     let (namespace_store, namespace_reflector) = cache(Api::<Namespace>::all(client.clone()));
     // A client is only ever checked against the policies and labels as they are: both caches
     // are filled before the first reconcile.
-    let policies_served = crds::watch::is_served::<ClientPolicy>(&client)
+    let policies_served = crds::watch::is_served(&kube::Api::<ClientPolicy>::all(client.clone()))
         .await
         .unwrap_or(true);
     if !policies_served {

@@ -10,10 +10,13 @@ use crds::{
 };
 use serde_json::json;
 
+/// What `allowedConnectors` calls the users Secret's people.
+pub const LOCAL_CONNECTOR: &str = "local";
+
 use crate::{
     protocol::client_assertion::KeySet,
     signing::{Signer, Verifier},
-    users::Users,
+    users::{User, Users},
 };
 
 /// A client as the provider serves it.
@@ -46,6 +49,7 @@ pub struct ClientConfig {
     pub id_token_claims: Vec<String>,
     /// Only members of these groups may use it (all when empty).
     pub allowed_groups: Vec<String>,
+    pub allowed_connectors: Vec<String>,
     pub consent: ConsentPolicy,
     pub access_token_format: AccessTokenFormat,
     pub alg: Algorithm,
@@ -89,6 +93,7 @@ impl ClientConfig {
             default_scopes: s.default_scopes().to_vec(),
             id_token_claims: s.id_token_claims.clone(),
             allowed_groups: s.allowed_groups.clone(),
+            allowed_connectors: s.allowed_connectors.clone(),
             logo_uri: s.logo_uri.clone(),
             policy_uri: s.policy_uri.clone(),
             tos_uri: s.tos_uri.clone(),
@@ -123,8 +128,17 @@ impl ClientConfig {
     }
 
     /// Whether a person in `groups` may use this client.
-    pub fn admits(&self, groups: &[String]) -> bool {
-        self.allowed_groups.is_empty() || groups.iter().any(|g| self.allowed_groups.contains(g))
+    /// `user` may use this client: in one of its `allowedGroups`, signed in through one of its
+    /// `allowedConnectors`.
+    pub fn admits(&self, user: &User) -> bool {
+        (self.allowed_groups.is_empty()
+            || user.groups.iter().any(|g| self.allowed_groups.contains(g)))
+            && self.offers_connector(user.connector.as_deref().unwrap_or(LOCAL_CONNECTOR))
+    }
+
+    /// People may sign in to this client through connector `name` (`local`: the users Secret).
+    pub fn offers_connector(&self, name: &str) -> bool {
+        self.allowed_connectors.is_empty() || self.allowed_connectors.iter().any(|c| c == name)
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {
@@ -187,7 +201,7 @@ pub struct View {
     /// All sources have delivered their initial state.
     pub synced: bool,
     /// Upstream OpenID Connect providers people may sign in with, by connector name.
-    pub upstreams: crate::protocol::upstream_flow::Upstreams,
+    pub upstreams: crate::protocol::connectors::Upstreams,
     /// Whether the sign-in page offers the password form (the local users).
     pub local_sign_in: bool,
     /// Seals what the store keeps of upstreams (their refresh tokens); none: not kept.
@@ -209,7 +223,7 @@ pub struct Sources {
     /// Dynamic client registration is served.
     pub registration: bool,
     /// Upstream OpenID Connect providers, by connector name.
-    pub upstreams: crate::protocol::upstream_flow::Upstreams,
+    pub upstreams: crate::protocol::connectors::Upstreams,
     /// No connector turns the local users off: with none, or with a `local` connector, the
     /// password form is offered.
     pub local_sign_in: Option<bool>,

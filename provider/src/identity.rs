@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
-    protocol::{Context, OAuthError, upstream, upstream_flow::UpstreamError},
+    protocol::{Context, OAuthError, connectors::Upstream, upstream, upstream_flow::UpstreamError},
     store::{Key, StoreError},
     users::User,
 };
@@ -62,7 +62,11 @@ impl Context<'_> {
             .store
             .get::<UpstreamIdentity>(Key::Identity(sub))
             .await?
-            .map(|i| Arc::new(i.user)))
+            .map(|i| {
+                let mut user = i.user;
+                user.connector = Some(i.connector);
+                Arc::new(user)
+            }))
     }
 
     /// Keeps an upstream identity for at least `ttl` (its sign-in's longest use: the refresh
@@ -83,9 +87,9 @@ impl Context<'_> {
         self.store.put(Key::Identity(&sub), identity, ttl).await
     }
 
-    /// Before a refresh for `sub`: an upstream identity whose upstream gave a refresh token is
-    /// asked about again, so a person disabled or moved out of a group upstream loses access
-    /// now. The upstream's answer within its timeout, or `temporarily_unavailable` (the refresh
+    /// Before a refresh for `sub`: an upstream identity is asked about again (an OpenID
+    /// provider with the refresh token it gave, a directory by searching the user and their
+    /// groups), so a person disabled or moved out of a group upstream loses access now. The upstream's answer within its timeout, or `temporarily_unavailable` (the refresh
     /// token is not used up). A local user, or an upstream without refresh, passes as is.
     pub async fn refresh_upstream(&self, sub: &str) -> Result<(), OAuthError> {
         if self.view.users.by_sub(sub).is_some() {
@@ -104,18 +108,32 @@ impl Context<'_> {
                 identity.connector
             )));
         };
-        let (Some(sealed), Some(key)) = (&identity.sealed_refresh, self.view.sealing.as_deref())
-        else {
-            return Ok(());
+        let asked = match up.as_ref() {
+            Upstream::Ldap(directory) => directory.lookup(&identity).await.map(|i| (i, None)),
+            Upstream::Oidc(oidc) => {
+                let (Some(sealed), Some(key)) =
+                    (&identity.sealed_refresh, self.view.sealing.as_deref())
+                else {
+                    // The upstream gave no refresh token: it cannot be asked again.
+                    return Ok(());
+                };
+                let Some(token) = key.open(&sealing_owner(sub), sealed) else {
+                    // Sealed under a key since replaced: the upstream cannot be asked.
+                    return Err(self
+                        .forget(sub, "the upstream sign-in cannot be renewed")
+                        .await);
+                };
+                match oidc.refresh(&token, identity.upstream_claims.clone()).await {
+                    Ok((claims, token)) => {
+                        upstream::identity(&identity.connector, &oidc.spec, &oidc.settings, &claims)
+                            .map(|i| (i, Some(token)))
+                            .map_err(|e| UpstreamError::Refused(e.to_string()))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         };
-        let Some(token) = key.open(&sealing_owner(sub), sealed) else {
-            // Sealed under a key since replaced: the upstream cannot be asked; sign in again.
-            return Err(self
-                .forget(sub, "the upstream sign-in cannot be renewed")
-                .await);
-        };
-        let refreshed = up.refresh(&token, identity.upstream_claims.clone()).await;
-        let (claims, token) = match refreshed {
+        let (mut fresh, token) = match asked {
             Ok(ok) => ok,
             Err(UpstreamError::Refused(why)) => {
                 tracing::info!(connector = %identity.connector, why, "the upstream no longer vouches for a person");
@@ -131,14 +149,14 @@ impl Context<'_> {
                 ));
             }
         };
-        let mut fresh = upstream::identity(&identity.connector, &up.spec, &up.settings, &claims)
-            .map_err(|e| OAuthError::InvalidGrant(e.to_string()))?;
         if fresh.user.subject() != sub {
             return Err(self
                 .forget(sub, "the upstream answered about another person")
                 .await);
         }
-        fresh.seal_refresh(self, Some(&token));
+        if token.is_some() {
+            fresh.seal_refresh(self, token.as_deref());
+        }
         fresh.kept_until = identity.kept_until;
         identity = fresh;
         let ttl = Duration::from_secs(identity.kept_until.saturating_sub(self.now).max(1));

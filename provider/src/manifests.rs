@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
-use crate::protocol::upstream_flow::{OidcUpstream, Upstreams};
+use crate::protocol::connectors::{self, Upstreams};
 use crds::{ClientPolicy, KeyState, OidcClient, OidcScope, SigningKey};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::Deserialize;
@@ -202,54 +202,23 @@ impl Manifests {
         crds::secret::secret_data(self.secrets.get(name)?, key)
     }
 
-    /// The upstreams of the folder's enabled OIDC connectors, checked, with their client secrets
-    /// and CAs from the folder's Secrets; and whether the password form is offered (no
-    /// connector, or a `local` one).
+    /// The upstreams of the folder's enabled connectors, with their credentials and CAs from
+    /// the folder's Secrets; and whether the password form checks local users (no connector, or
+    /// a `local` one). A connector that cannot be served stops the start, saying why.
     fn upstreams(&self) -> Result<(Upstreams, Option<bool>), ManifestError> {
-        use crds::connector::ConnectorType;
-        let mut upstreams = Upstreams::new();
-        let mut local = self.connectors.is_empty().then_some(true);
-        for c in self.connectors.iter().filter(|c| !c.spec.disabled) {
-            let name = c.metadata.name.clone().unwrap_or_default();
-            let invalid = |message: String| ManifestError::Invalid {
+        let built = connectors::build(
+            &self.connectors,
+            &|name, key| self.secret_value(name, key),
+            &mut connectors::Cache::default(),
+        );
+        if let Some((name, message)) = built.problems.into_iter().next() {
+            return Err(ManifestError::Invalid {
                 kind: "IdentityConnector",
-                name: name.clone(),
+                name,
                 message,
-            };
-            if let Some(p) = crds::validation::validate_connector(&c.spec).first() {
-                return Err(invalid(p.to_string()));
-            }
-            match (&c.spec.type_, &c.spec.oidc) {
-                (ConnectorType::Local, _) => local = Some(true),
-                (ConnectorType::Oidc, Some(oidc)) => {
-                    let secret = self
-                        .secret_value(&oidc.client_secret_ref.name, &oidc.client_secret_ref.key)
-                        .ok_or_else(|| {
-                            invalid(format!(
-                                "spec.oidc.clientSecretRef: add a Secret named {} with key {}",
-                                oidc.client_secret_ref.name, oidc.client_secret_ref.key
-                            ))
-                        })?;
-                    let ca = oidc
-                        .ca_ref
-                        .as_ref()
-                        .and_then(|r| self.secret_value(&r.name, &r.key));
-                    let up = OidcUpstream::new(
-                        &name,
-                        c.spec.clone(),
-                        oidc.clone(),
-                        secret,
-                        ca.as_deref(),
-                    )
-                    .map_err(invalid)?;
-                    upstreams.insert(name.clone(), Arc::new(up));
-                }
-                _ => {
-                    tracing::warn!(connector = %name, "LDAP connectors are not served yet");
-                }
-            }
+            });
         }
-        Ok((upstreams, local.or(Some(false))))
+        Ok((built.upstreams, Some(built.local)))
     }
 
     /// The policy a client of the folder follows: only when the folder holds one, except for a

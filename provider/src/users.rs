@@ -39,6 +39,10 @@ pub struct User {
     pub groups: Vec<String>,
     #[serde(default)]
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The IdentityConnector that vouched for them; `None` for a user of the users Secret.
+    /// Set when an upstream identity is read, never from a manifest.
+    #[serde(skip)]
+    pub connector: Option<String>,
 }
 
 impl User {

@@ -40,10 +40,23 @@ pub async fn start(
     pending: &Pending<SignInStep>,
 ) -> Result<Response, StoreError> {
     let view = s.view.load_full();
-    let Some(up) = view.upstreams.get(name).cloned() else {
+    let offered = match &pending.step {
+        SignInStep::Authorization(a) => view
+            .client(&a.request.client_id)
+            .is_some_and(|c| c.offers_connector(name)),
+        // Upstreams come back to an authorization, not a device's sign-in.
+        SignInStep::Device(_) => false,
+    };
+    let Some(up) = view.upstreams.get(name).cloned().filter(|_| offered) else {
         return Ok(bad_request_page(
             "Unknown sign-in method",
             "This way of signing in is not offered.",
+        ));
+    };
+    let Some(up) = up.oidc() else {
+        return Ok(bad_request_page(
+            "Unknown sign-in method",
+            "This directory signs in with the password form.",
         ));
     };
     let ctx = s.context(&view);
@@ -66,6 +79,36 @@ pub async fn start(
             ))
         }
     }
+}
+
+/// `/connector/{connector}?request=<id>`: straight to an upstream, the sign-in page skipped (the
+/// only way to sign in, or the one the authorization request named), for the browser the
+/// pending sign-in is bound to.
+pub async fn straight(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let result: Result<Response, StoreError> = async {
+        let id = q.get("request").map(String::as_str).unwrap_or_default();
+        let binding = cookie(&headers, BINDING_COOKIE)
+            .map(|c| interaction::binding_of(&c))
+            .unwrap_or_default();
+        let Some(pending) = interaction::resume_bound::<SignInStep>(
+            &s.store,
+            Interaction::Authorization,
+            id,
+            &binding,
+        )
+        .await?
+        else {
+            return Ok(expired_request());
+        };
+        start(&s, &name, id, &pending).await
+    }
+    .await;
+    result.unwrap_or_else(|e| unavailable_page(&e))
 }
 
 trait SeeOther {
@@ -128,7 +171,10 @@ pub async fn callback(
             ));
         };
         let request = step.request;
-        let Some(up) = view.upstreams.get(&name).cloned() else {
+        let Some(entry) = view.upstreams.get(&name).cloned() else {
+            return Ok(expired_request());
+        };
+        let Some(up) = entry.oidc() else {
             return Ok(expired_request());
         };
         let refuse = |why: &str| {

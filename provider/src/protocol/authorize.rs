@@ -41,6 +41,9 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<u64>,
     pub login_hint: Option<String>,
+    /// Our own parameter: the IdentityConnector to sign in with (its button pressed already).
+    #[serde(default)]
+    pub connector: Option<String>,
     pub id_token_hint_sub: Option<String>,
     pub claims: Option<Value>,
 }
@@ -103,10 +106,11 @@ pub enum AuthorizeError {
 const MAX_STATE: usize = 2048;
 /// The longest values stored with a pending request: enough for any relying party, small enough
 /// that anonymous requests cannot fill the store (each pending request lives 10 minutes).
-const MAX_LENGTHS: [(&str, usize); 5] = [
+const MAX_LENGTHS: [(&str, usize); 6] = [
     ("state", MAX_STATE),
     ("nonce", 512),
     ("login_hint", 256),
+    ("connector", 63),
     ("claims", 4096),
     ("id_token_hint", 8192),
 ];
@@ -219,6 +223,7 @@ pub fn validate_resolved(
         prompt,
         max_age,
         login_hint: p.get("login_hint").cloned(),
+        connector: p.get("connector").cloned(),
         id_token_hint_sub,
         claims,
     })
@@ -472,6 +477,11 @@ pub enum Next {
         client: Arc<ClientConfig>,
         started: Started,
         login_hint: Option<String>,
+        /// The connector the request asked for.
+        connector: Option<String>,
+        /// A device's sign-in: the password form only (upstreams send the browser back to an
+        /// authorization).
+        device: bool,
     },
     /// The consent page: the client asks for these scopes (name, description).
     Consent {
@@ -531,10 +541,11 @@ pub async fn proceed(
     let member = ctx
         .user(&session.sub)
         .await?
-        .is_some_and(|u| client.admits(&u.groups));
+        .is_some_and(|u| client.admits(&u));
     if !member {
         return Ok(error(OAuthError::AccessDenied(
-            "you are not in a group allowed to use this application".into(),
+            "you are not allowed to use this application (its allowed groups or sign-in methods)"
+                .into(),
         )));
     }
     let needs_consent = !progress.consent_given
@@ -665,6 +676,7 @@ async fn wait_for_user(
         None => None,
     };
     let login_hint = request.login_hint.clone();
+    let connector = request.connector.clone();
     let scopes = scope_descriptions(ctx, &request.scopes);
     let step = SignInStep::Authorization(Box::new(AuthorizationStep { request, sub }));
     let started = interaction::start(ctx.store, Interaction::Authorization, step).await?;
@@ -681,6 +693,8 @@ async fn wait_for_user(
             client,
             started,
             login_hint,
+            connector,
+            device: false,
         }
     })
 }

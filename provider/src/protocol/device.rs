@@ -279,6 +279,8 @@ pub async fn verify(
             client,
             started,
             login_hint: None,
+            connector: None,
+            device: true,
         },
         Some(sub) => Next::Consent {
             account: super::authorize::account(ctx, &sub).await?,

@@ -57,6 +57,12 @@ pub fn groups(
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     };
+    scoped_groups(spec, raw)
+}
+
+/// An upstream's group names filtered by the connector's `groupsAllowed` and given its
+/// `groupPrefix`.
+pub fn scoped_groups(spec: &IdentityConnectorSpec, raw: Vec<String>) -> Vec<String> {
     let prefix = spec.group_prefix.as_deref().unwrap_or_default();
     raw.into_iter()
         .filter(|g| spec.groups_allowed.is_empty() || spec.groups_allowed.contains(g))
@@ -104,6 +110,7 @@ pub fn identity(
         address: None,
         groups: groups(spec, claims, &names.groups),
         claims: Map::new(),
+        connector: Some(name.to_string()),
     };
     Ok(UpstreamIdentity {
         connector: name.to_string(),

@@ -7,7 +7,7 @@
 //! sign-in page), for [`PENDING_TTL`].
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -378,6 +378,3 @@ fn form_encode(s: &str) -> String {
         .map(|v| v.trim_start_matches('=').to_string())
         .unwrap_or_default()
 }
-
-/// The upstreams of a view, by connector name.
-pub type Upstreams = std::collections::HashMap<String, Arc<OidcUpstream>>;

@@ -186,9 +186,9 @@ async fn issue(
         .user(&grant.sub)
         .await?
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
-    if !client.admits(&user.groups) {
+    if !client.admits(&user) {
         return Err(OAuthError::InvalidGrant(
-            "the user is no longer in a group allowed to use this client".into(),
+            "the user is no longer allowed to use this client (its allowed groups)".into(),
         ));
     }
     Issuance {

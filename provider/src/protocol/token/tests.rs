@@ -566,9 +566,10 @@ async fn an_upstream_identity_in_the_store_is_served_like_a_local_user() {
         None,
     )
     .unwrap();
-    f.view
-        .upstreams
-        .insert("corp".into(), std::sync::Arc::new(up));
+    f.view.upstreams.insert(
+        "corp".into(),
+        std::sync::Arc::new(crate::protocol::connectors::Upstream::Oidc(up)),
+    );
     let mut user = f.view.users.by_name("bob").unwrap().as_ref().clone();
     user.username = "carol".into();
     user.sub = Some("upstream-carol".into());
