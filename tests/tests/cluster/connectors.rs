@@ -545,3 +545,308 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
     assert_eq!(claims["sub"], scoped_subject("corp", "carol").as_str());
 }
+
+/// A sign-in with the password form of `page` (the sign-in page of a pending authorization):
+/// the status and the page or redirect that answers.
+async fn password_sign_in(
+    browser: &reqwest::Client,
+    issuer: &str,
+    page: &str,
+    directory: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    browser
+        .post(format!("{issuer}/login"))
+        .form(&[
+            ("request", crate::provider::field(page, "request")),
+            ("csrf", crate::provider::field(page, "csrf")),
+            ("directory", directory.to_string()),
+            ("username", username.to_string()),
+            ("password", password.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// After a sign-in: our consent page approved when shown; where the browser goes then.
+async fn through_consent(browser: &reqwest::Client, issuer: &str, r: reqwest::Response) -> String {
+    let r = if r.status() == 200 {
+        let html = r.text().await.unwrap();
+        browser
+            .post(format!("{issuer}/consent"))
+            .form(&[
+                ("request", crate::provider::field(&html, "request")),
+                ("csrf", crate::provider::field(&html, "csrf")),
+                ("decision", "approve".to_string()),
+            ])
+            .send()
+            .await
+            .unwrap()
+    } else {
+        r
+    };
+    assert_eq!(r.status(), 303);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Standalone, against slapd seeded with erin (dev) and frank (finance), through two
+/// connectors to it (LDAPS, and ldap:// with StartTLS, both checked against the test CA) beside
+/// the local users:
+/// - the sign-in page offers the local accounts and both directories;
+/// - a wrong password and an unknown user get the same answer; an empty password is refused;
+/// - erin signs in through each: her groups mapped, and two subjects (one per connector);
+/// - her refresh asks the directory again: fine while she is there; once she is moved out of
+///   `dev`, a client for `ldap:dev` refuses the refresh; once deleted, every refresh fails;
+/// - the directory down: a refresh is `temporarily_unavailable`, a sign-in says so on the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_sign_in_with_an_ldap_directory() {
+    use kube_oidc_tests::ldap::{BASE, Directory, READER_DN, READER_PASSWORD};
+    kube_oidc_tests::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut directory = Directory::start(dir.path());
+    let folder = dir.path().join("manifests");
+    std::fs::create_dir(&folder).unwrap();
+    for f in ["clients.yaml", "signing-key.yaml", "users.yaml"] {
+        std::fs::copy(
+            crds::workspace_root().join("examples/local").join(f),
+            folder.join(f),
+        )
+        .unwrap();
+    }
+    let ca = directory.ca_pem.replace('\n', "\n    ");
+    let connector = |name: &str, display: &str, url: &str, start_tls: bool| {
+        format!(
+            "apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: {name}, namespace: kube-oidc}}\nspec:\n  type: ldap\n  displayName: {display}\n  groupPrefix: \"ldap:\"\n  ldap:\n    url: {url}\n    startTLS: {start_tls}\n    caRef: {{name: directory, key: ca.crt}}\n    bindDN: {READER_DN}\n    bindPasswordRef: {{name: directory, key: password}}\n    userSearch:\n      baseDN: ou=people,{BASE}\n      filter: (objectClass=inetOrgPerson)\n    groupSearch:\n      baseDN: ou=groups,{BASE}\n---\n"
+        )
+    };
+    std::fs::write(
+        folder.join("connectors.yaml"),
+        format!(
+            "{}{}apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: local, namespace: kube-oidc}}\nspec: {{type: local, displayName: Local accounts}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: directory, namespace: kube-oidc}}\nstringData:\n  password: {READER_PASSWORD}\n  ca.crt: |\n    {ca}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: devs, namespace: default}}\nspec:\n  clientId: devs\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  grantTypes: [authorization_code, refresh_token]\n  scopes: [openid, groups, offline_access]\n  allowedGroups: [\"ldap:dev\"]\n  allowedConnectors: [directory]\n",
+            connector("directory", "Corp directory", &directory.ldaps_url, false),
+            connector("directory-starttls", "Corp directory (StartTLS)", &directory.ldap_url, true),
+        ),
+    )
+    .unwrap();
+    let mut p = Provider::standalone(&folder, "memory");
+    p.wait_ready(Duration::from_secs(30));
+    let issuer = p.issuer.clone();
+    let (verifier, challenge) = pkce();
+    let authorize = |client: &str| {
+        format!(
+            "{issuer}/authorize?client_id={client}&response_type=code&redirect_uri=http://127.0.0.1:8000/callback&scope=openid%20groups%20offline_access&prompt=consent&state=st&code_challenge={challenge}&code_challenge_method=S256"
+        )
+    };
+    let page = |browser: reqwest::Client, url: String| async move {
+        browser.get(url).send().await.unwrap().text().await.unwrap()
+    };
+
+    let browser = crate::provider::http();
+    let sign_in = page(browser.clone(), authorize("demo")).await;
+    for offered in [
+        "<option value=\"\">Local account</option>",
+        "<option value=\"directory\">Corp directory</option>",
+        "<option value=\"directory-starttls\">Corp directory (StartTLS)</option>",
+    ] {
+        assert!(sign_in.contains(offered), "{offered}: {sign_in}");
+    }
+    // Wrong password, unknown user, empty password: one answer.
+    let mut answers = Vec::new();
+    for (user, password) in [("erin", "wrong"), ("nobody", "erin-password"), ("erin", "")] {
+        let r = password_sign_in(&browser, &issuer, &sign_in, "directory", user, password).await;
+        let status = r.status().as_u16();
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Wrong username or password."),
+            "{user}: {html}"
+        );
+        answers.push((status, html.replace(&format!("value=\"{user}\""), "")));
+    }
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "the same page for each"
+    );
+    assert_eq!(answers[0].0, 401);
+    // The local users still sign in (alice, examples/local).
+    let local = password_sign_in(&browser, &issuer, &sign_in, "", "alice", "demo-password").await;
+    assert!(
+        through_consent(&browser, &issuer, local)
+            .await
+            .contains("code=")
+    );
+
+    // erin, through each connector.
+    let mut subjects = Vec::new();
+    let mut erin_tokens = Vec::new();
+    for name in ["directory", "directory-starttls"] {
+        let browser = crate::provider::http();
+        let sign_in = page(browser.clone(), authorize("demo")).await;
+        let r = password_sign_in(&browser, &issuer, &sign_in, name, "erin", "erin-password").await;
+        let back = through_consent(&browser, &issuer, r).await;
+        let tokens = redeem(&browser, &issuer, &back, &verifier).await;
+        let claims =
+            crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
+        assert_eq!(
+            claims["groups"],
+            serde_json::json!(["ldap:dev"]),
+            "{claims}"
+        );
+        assert_eq!(
+            claims["sub"],
+            scoped_subject(name, &directory.entry_uuid("erin")).as_str()
+        );
+        subjects.push(claims["sub"].as_str().unwrap().to_string());
+        erin_tokens.push(tokens);
+    }
+    assert_ne!(subjects[0], subjects[1], "one subject per connector");
+
+    // The devs client: only the LDAPS directory is offered, only ldap:dev may use it.
+    let browser = crate::provider::http();
+    let devs_page = page(browser.clone(), authorize("devs")).await;
+    assert!(
+        !devs_page.contains("StartTLS") && !devs_page.contains("Local account"),
+        "{devs_page}"
+    );
+    let r = password_sign_in(
+        &browser,
+        &issuer,
+        &devs_page,
+        "directory",
+        "erin",
+        "erin-password",
+    )
+    .await;
+    let back = through_consent(&browser, &issuer, r).await;
+    let code = reqwest::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap_or_else(|| panic!("{back}"))
+        .1
+        .to_string();
+    let devs: serde_json::Value = browser
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:8000/callback"),
+            ("client_id", "devs"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh_devs = |token: String| {
+        let browser = browser.clone();
+        let issuer = issuer.clone();
+        async move {
+            let r = browser
+                .post(format!("{issuer}/token"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.as_str()),
+                    ("client_id", "devs"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, devs) = refresh_devs(devs["refresh_token"].as_str().unwrap().into()).await;
+    assert_eq!(status, 200, "{devs}");
+    // frank (finance) is refused by the devs client after signing in, without consent.
+    let browser = crate::provider::http();
+    let devs_page = page(browser.clone(), authorize("devs")).await;
+    let r = password_sign_in(
+        &browser,
+        &issuer,
+        &devs_page,
+        "directory",
+        "frank",
+        "frank-password",
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let denied = r.headers()["location"].to_str().unwrap();
+    assert!(denied.contains("error=access_denied"), "{denied}");
+
+    // erin moved out of dev: the devs client's refresh fails; the demo client's still works,
+    // without the group.
+    directory.modify(
+        "ldapmodify",
+        &format!("dn: cn=dev,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: uid=erin,ou=people,{BASE}\n-\nadd: member\nmember: uid=frank,ou=people,{BASE}\n"),
+    );
+    let (status, out) = refresh_devs(devs["refresh_token"].as_str().unwrap().into()).await;
+    assert_eq!(
+        (status, out["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{out}"
+    );
+    let (status, demo) = refresh(
+        &crate::provider::http(),
+        &issuer,
+        erin_tokens[0]["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{demo}");
+    let claims = crate::provider::verify(&issuer, demo["id_token"].as_str().unwrap(), "demo").await;
+    assert!(
+        claims
+            .get("groups")
+            .is_none_or(|g| g == &serde_json::json!([])),
+        "{claims}"
+    );
+
+    // The directory down: refreshes are temporarily_unavailable (the token is not used up), and
+    // the sign-in page says the directory cannot be reached.
+    directory.stop();
+    let (status, down) = refresh(
+        &crate::provider::http(),
+        &issuer,
+        demo["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        down["error"].as_str(),
+        Some("temporarily_unavailable"),
+        "{status} {down}"
+    );
+    let browser = crate::provider::http();
+    let sign_in = page(browser.clone(), authorize("demo")).await;
+    let r = password_sign_in(
+        &browser,
+        &issuer,
+        &sign_in,
+        "directory",
+        "erin",
+        "erin-password",
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("The directory cannot be reached."), "{html}");
+
+    // Back up, erin deleted: her refresh (the same token) is refused now.
+    directory.restart();
+    directory.modify("ldapdelete", &format!("uid=erin,ou=people,{BASE}\n"));
+    let (status, gone) = refresh(
+        &crate::provider::http(),
+        &issuer,
+        demo["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, gone["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{gone}"
+    );
+}
