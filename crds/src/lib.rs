@@ -13,6 +13,8 @@ pub mod cluster_login;
 pub mod condition;
 pub mod connector;
 pub mod keys;
+#[cfg(feature = "ldap")]
+pub mod ldap;
 pub mod policy;
 pub mod scope;
 pub mod sealed;

@@ -2,8 +2,8 @@
 //!
 //! OIDC: the client secret's Secret key exists, the CA (if any) parses, and the upstream's
 //! discovery document answers for the configured issuer with the endpoints a sign-in needs.
-//! LDAP: the Secrets exist (the bind itself is checked by the provider, which holds the
-//! connection). Local: always usable. Re-checked every [`RECHECK`], and when a referenced
+//! LDAP: the Secrets exist, and the service account binds over TLS and reads the user search's
+//! base. Local: always usable. Re-checked every [`RECHECK`], and when a referenced
 //! Secret changes.
 
 use std::{sync::Arc, time::Duration};
@@ -128,9 +128,41 @@ async fn check(
     }
     match c.spec.type_ {
         ConnectorType::Local => Ok(Ok("signs in the users of the users Secret".into())),
-        ConnectorType::Ldap => Ok(Ok(
-            "its Secrets are in place; the provider binds to the directory".into(),
-        )),
+        ConnectorType::Ldap => {
+            let Some(ldap) = &c.spec.ldap else {
+                return Ok(Err(("InvalidSpec", "spec.ldap is missing".into())));
+            };
+            let read = |r: &SecretKeyRef| {
+                let secrets = secrets.clone();
+                let r = r.clone();
+                async move {
+                    secrets
+                        .get_opt(&r.name)
+                        .await
+                        .map(|s| s.and_then(|s| crds::secret::secret_data(&s, &r.key)))
+                        .map_err(Error::kube("get connector Secret"))
+                }
+            };
+            let password = read(&ldap.bind_password_ref).await?.unwrap_or_default();
+            let ca = match &ldap.ca_ref {
+                Some(r) => read(r).await?,
+                None => None,
+            };
+            let tls = match crds::ldap::tls_config(ca.as_deref()) {
+                Ok(tls) => tls,
+                Err(e) => return Ok(Err(("InvalidCA", format!("spec.ldap.{e}")))),
+            };
+            Ok(crds::ldap::test_bind(ldap, &password, tls)
+                .await
+                .map_err(|e| {
+                    (
+                        "BindFailed",
+                        format!(
+                            "{e}; check spec.ldap.url, bindDN, bindPasswordRef, userSearch.baseDN (and caRef for a private CA)"
+                        ),
+                    )
+                }))
+        }
         ConnectorType::Oidc => {
             let Some(oidc) = &c.spec.oidc else {
                 return Ok(Err(("InvalidSpec", "spec.oidc is missing".into())));

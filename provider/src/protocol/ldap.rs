@@ -5,18 +5,16 @@
 //! A wrong password and an unknown user are one answer, and take the same steps: an unknown
 //! user's password is still tried, against a DN that does not exist.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, ldap_escape};
+use crds::ldap::LDAP_TIMEOUT;
+use ldap3::{Ldap, Scope, SearchEntry, ldap_escape};
 use serde_json::{Map, Value};
 
 use super::{upstream, upstream_flow::UpstreamError};
 use crate::{identity::UpstreamIdentity, users::User};
 use crds::connector::{IdentityConnectorSpec, LdapConnector};
-
-/// The longest a connection, or one operation on it, may take.
-const LDAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One LDAP directory, ready to check passwords.
 pub struct LdapUpstream {
@@ -53,29 +51,7 @@ impl LdapUpstream {
         bind_password: String,
         ca_pem: Option<&str>,
     ) -> Result<Self, String> {
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let tls = match ca_pem {
-            None => None,
-            Some(pem) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    roots
-                        .add(cert.map_err(|e| format!("caRef: {e}"))?)
-                        .map_err(|e| format!("caRef: {e}"))?;
-                }
-                if roots.is_empty() {
-                    return Err("caRef: no certificate in the Secret's key".into());
-                }
-                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::aws_lc_rs::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-                Some(Arc::new(config))
-            }
-        };
+        let tls = crds::ldap::tls_config(ca_pem)?;
         Ok(Self {
             name: name.to_string(),
             spec,
@@ -87,26 +63,9 @@ impl LdapUpstream {
 
     /// A connection bound as the service account, over TLS.
     async fn connect(&self) -> Result<Ldap, UpstreamError> {
-        let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(LDAP_TIMEOUT)
-            .set_starttls(self.settings.start_tls);
-        if let Some(tls) = &self.tls {
-            settings = settings.set_config(tls.clone());
-        }
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.settings.url)
+        crds::ldap::connect(&self.settings, &self.bind_password, self.tls.clone())
             .await
-            .map_err(unreachable)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.drive().await {
-                tracing::debug!(error = %e, "LDAP connection ended");
-            }
-        });
-        ldap.with_timeout(LDAP_TIMEOUT)
-            .simple_bind(&self.settings.bind_dn, &self.bind_password)
-            .await
-            .and_then(ldap3::LdapResult::success)
-            .map_err(|e| unreachable(format!("the service account's bind: {e}")))?;
-        Ok(ldap)
+            .map_err(unreachable)
     }
 
     /// The entry of `username`, when exactly one matches.

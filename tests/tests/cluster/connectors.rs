@@ -850,3 +850,171 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         "{gone}"
     );
 }
+
+/// In a cluster (real control plane, operator and provider): an LDAP connector applied while
+/// the provider runs becomes Ready after the operator's test bind, and the provider serves it
+/// without a restart (the sign-in page's password form goes to the directory, erin signs in,
+/// her groups are in the ID token, and the provider writes nothing to the API). A wrong bind DN
+/// ends in a condition that names what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_an_ldap_connector_is_checked_and_served_without_a_restart() {
+    use crds::{OidcClient, SigningKey};
+    use kube_oidc_tests::ldap::{BASE, Directory, READER_DN, READER_PASSWORD};
+    kube_oidc_tests::install_crypto_provider();
+    let cp = control_plane();
+    let ns = cp.namespace("ldap").await;
+    let _op = Operator::start(cp, &ns.name, "a", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::start(dir.path());
+    let key: SigningKey = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: SigningKey\nmetadata: {name: main}\nspec: {}\n",
+    )
+    .unwrap();
+    ns.api::<SigningKey>()
+        .create(&PostParams::default(), &key)
+        .await
+        .unwrap();
+    let client: OidcClient = serde_yaml::from_str(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: app}\nspec:\n  clientId: app\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  scopes: [openid, groups]\n  consent: skip\n",
+    )
+    .unwrap();
+    ns.api::<OidcClient>()
+        .create(&PostParams::default(), &client)
+        .await
+        .unwrap();
+    let mut p = Provider::in_cluster(cp, &ns.name, "memory", &[]);
+    p.wait_ready(Duration::from_secs(30));
+    let issuer = p.issuer.clone();
+    let (verifier, challenge) = pkce();
+    let authorize = format!(
+        "{issuer}/authorize?client_id=app&response_type=code&redirect_uri=http://127.0.0.1:8000/callback&scope=openid%20groups&state=st&code_challenge={challenge}&code_challenge_method=S256"
+    );
+    let sign_in_page = || async {
+        let browser = crate::provider::http();
+        let page = browser
+            .get(&authorize)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (browser, page)
+    };
+    eventually("the client served", Duration::from_secs(20), || async {
+        sign_in_page()
+            .await
+            .1
+            .contains("name=\"password\"")
+            .then_some(())
+    })
+    .await;
+
+    let secret: Secret = serde_yaml::from_str(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: directory}}\nstringData:\n  password: {READER_PASSWORD}\n  ca.crt: |\n    {}\n",
+        directory.ca_pem.replace('\n', "\n    ")
+    ))
+    .unwrap();
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let connectors = ns.api::<IdentityConnector>();
+    let connector: IdentityConnector = serde_yaml::from_str(&format!(
+        "apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: directory}}\nspec:\n  type: ldap\n  displayName: Corp directory\n  groupPrefix: \"ldap:\"\n  ldap:\n    url: {}\n    caRef: {{name: directory, key: ca.crt}}\n    bindDN: {READER_DN}\n    bindPasswordRef: {{name: directory, key: password}}\n    userSearch: {{baseDN: \"ou=people,{BASE}\", filter: (objectClass=inetOrgPerson)}}\n    groupSearch: {{baseDN: \"ou=groups,{BASE}\"}}\n",
+        directory.ldaps_url
+    ))
+    .unwrap();
+    connectors
+        .create(&PostParams::default(), &connector)
+        .await
+        .unwrap();
+    let ok = ready(&connectors, "directory", "True").await;
+    assert!(ok.message.contains("bound to"), "{ok:?}");
+
+    // The provider follows without a restart: the password form now checks with the directory.
+    let (browser, page) = eventually(
+        "the directory on the sign-in page",
+        Duration::from_secs(20),
+        || async {
+            let (b, page) = sign_in_page().await;
+            page.contains("name=\"directory\" value=\"directory\"")
+                .then_some((b, page))
+        },
+    )
+    .await;
+    assert!(page.contains("Corp directory"), "{page}");
+    let r = password_sign_in(
+        &browser,
+        &issuer,
+        &page,
+        "directory",
+        "erin",
+        "erin-password",
+    )
+    .await;
+    let back = through_consent(&browser, &issuer, r).await;
+    assert!(back.contains("code="), "{back}");
+    let code = reqwest::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let tokens: serde_json::Value = browser
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:8000/callback"),
+            ("client_id", "app"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claims =
+        crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "app").await;
+    assert_eq!(
+        claims["groups"],
+        serde_json::json!(["ldap:dev"]),
+        "{claims}"
+    );
+    assert_eq!(
+        claims["sub"],
+        scoped_subject("directory", &directory.entry_uuid("erin")).as_str()
+    );
+    let writes = cp.api_writes_by(p.kube_user.as_deref().unwrap());
+    assert!(
+        writes.is_empty(),
+        "the provider wrote to the API: {writes:?}"
+    );
+
+    // A wrong bind DN: the condition says what to check.
+    connectors
+        .patch(
+            "directory",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"ldap": {"bindDN": format!("cn=nobody,{BASE}")}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let broken = eventually("BindFailed", Duration::from_secs(20), || async {
+        let c = connectors.get("directory").await.ok()?;
+        let status = c.status?;
+        (status.observed_generation == c.metadata.generation).then_some(())?;
+        crds::condition::find(&status.conditions, crds::condition::READY)
+            .filter(|r| r.status == "False")
+            .cloned()
+    })
+    .await;
+    assert_eq!(broken.reason, "BindFailed", "{broken:?}");
+    assert!(broken.message.contains("bindDN"), "{broken:?}");
+    ns.delete().await;
+}
