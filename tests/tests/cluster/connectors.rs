@@ -233,6 +233,32 @@ async fn upstream_sign_in(c: &reqwest::Client, start: &str, user: &str) -> Strin
     panic!("the upstream never sent the browser back: {location}")
 }
 
+/// An example's connector (examples/<folder>/connector.yaml) pointed at a test upstream:
+/// `placeholder` (its upstream's address) replaced by `url`.
+fn example_connector(folder: &str, placeholder: &str, url: &str) -> String {
+    let yaml = std::fs::read_to_string(
+        crds::workspace_root()
+            .join("examples")
+            .join(folder)
+            .join("connector.yaml"),
+    )
+    .unwrap();
+    assert!(
+        yaml.contains(placeholder),
+        "examples/{folder}: {placeholder}"
+    );
+    yaml.replace(placeholder, url)
+}
+
+/// The Secrets examples/ldap's connector names, for the test directory.
+fn ldap_secrets(ca_pem: &str) -> String {
+    use kube_oidc_tests::ldap::READER_PASSWORD;
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: corp-ldap}}\nstringData: {{password: {READER_PASSWORD}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: corp-ldap-ca}}\nstringData:\n  ca.crt: |\n    {}\n",
+        ca_pem.trim_end().replace('\n', "\n    ")
+    )
+}
+
 /// PKCE's verifier and challenge for the tests' authorization requests.
 fn pkce() -> (String, String) {
     use base64::Engine;
@@ -407,9 +433,16 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         node_upstream(upstream_port, &redirect, &keys, false);
     std::fs::write(
         folder.join("connector.yaml"),
-        format!(
-            "apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: corp, namespace: kube-oidc}}\nspec:\n  type: oidc\n  displayName: Corp\n  groupPrefix: \"corp:\"\n  oidc:\n    issuer: {upstream_issuer}\n    clientId: kube-oidc\n    clientSecretRef: {{name: corp-oidc, key: client-secret}}\n    scopes: [openid, email, profile, groups]\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: corp-oidc, namespace: kube-oidc}}\nstringData: {{client-secret: upstream-secret}}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: restricted, namespace: default}}\nspec:\n  clientId: restricted\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  scopes: [openid, email, groups]\n  allowedGroups: [\"corp:finance\"]\n"
+        example_connector(
+            "upstream-oidc",
+            "https://login.corp.example",
+            &upstream_issuer,
         ),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("more.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: corp-oidc, namespace: kube-oidc}\nstringData: {client-secret: upstream-secret}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: restricted, namespace: default}\nspec:\n  clientId: restricted\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  scopes: [openid, email, groups]\n  allowedGroups: [\"corp:finance\"]\n",
     )
     .unwrap();
     let mut p = Provider::standalone_on(&folder, port, &[]);
@@ -602,7 +635,7 @@ async fn through_consent(browser: &reqwest::Client, issuer: &str, r: reqwest::Re
 /// - the directory down: a refresh is `temporarily_unavailable`, a sign-in says so on the page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_sign_in_with_an_ldap_directory() {
-    use kube_oidc_tests::ldap::{BASE, Directory, READER_DN, READER_PASSWORD};
+    use kube_oidc_tests::ldap::{BASE, Directory};
     kube_oidc_tests::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut directory = Directory::start(dir.path());
@@ -615,18 +648,28 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         )
         .unwrap();
     }
-    let ca = directory.ca_pem.replace('\n', "\n    ");
-    let connector = |name: &str, display: &str, url: &str, start_tls: bool| {
-        format!(
-            "apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: {name}, namespace: kube-oidc}}\nspec:\n  type: ldap\n  displayName: {display}\n  groupPrefix: \"ldap:\"\n  ldap:\n    url: {url}\n    startTLS: {start_tls}\n    caRef: {{name: directory, key: ca.crt}}\n    bindDN: {READER_DN}\n    bindPasswordRef: {{name: directory, key: password}}\n    userSearch:\n      baseDN: ou=people,{BASE}\n      filter: (objectClass=inetOrgPerson)\n    groupSearch:\n      baseDN: ou=groups,{BASE}\n---\n"
-        )
-    };
+    // examples/ldap's connector, over LDAPS, and a second one to the same directory over
+    // StartTLS.
+    let ldaps = example_connector(
+        "ldap",
+        "ldaps://ldap.corp.example:636",
+        &directory.ldaps_url,
+    );
+    let start_tls = example_connector(
+        "ldap",
+        "url: ldaps://ldap.corp.example:636",
+        &format!("url: {}\n    startTLS: true", directory.ldap_url),
+    )
+    .replace("name: directory\n", "name: directory-starttls\n")
+    .replace(
+        "displayName: Corp directory",
+        "displayName: Corp directory (StartTLS)",
+    );
     std::fs::write(
         folder.join("connectors.yaml"),
         format!(
-            "{}{}apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: local, namespace: kube-oidc}}\nspec: {{type: local, displayName: Local accounts}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: directory, namespace: kube-oidc}}\nstringData:\n  password: {READER_PASSWORD}\n  ca.crt: |\n    {ca}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: devs, namespace: default}}\nspec:\n  clientId: devs\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  grantTypes: [authorization_code, refresh_token]\n  scopes: [openid, groups, offline_access]\n  allowedGroups: [\"ldap:dev\"]\n  allowedConnectors: [directory]\n",
-            connector("directory", "Corp directory", &directory.ldaps_url, false),
-            connector("directory-starttls", "Corp directory (StartTLS)", &directory.ldap_url, true),
+            "{ldaps}---\n{start_tls}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: local}}\nspec: {{type: local, displayName: Local accounts}}\n---\n{}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: devs, namespace: default}}\nspec:\n  clientId: devs\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  grantTypes: [authorization_code, refresh_token]\n  scopes: [openid, groups, offline_access]\n  allowedGroups: [\"ldap:dev\"]\n  allowedConnectors: [directory]\n",
+            ldap_secrets(&directory.ca_pem),
         ),
     )
     .unwrap();
@@ -859,7 +902,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_cluster_an_ldap_connector_is_checked_and_served_without_a_restart() {
     use crds::{OidcClient, SigningKey};
-    use kube_oidc_tests::ldap::{BASE, Directory, READER_DN, READER_PASSWORD};
+    use kube_oidc_tests::ldap::{BASE, Directory};
     kube_oidc_tests::install_crypto_provider();
     let cp = control_plane();
     let ns = cp.namespace("ldap").await;
@@ -910,25 +953,16 @@ async fn in_a_cluster_an_ldap_connector_is_checked_and_served_without_a_restart(
     })
     .await;
 
-    let secret: Secret = serde_yaml::from_str(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: directory}}\nstringData:\n  password: {READER_PASSWORD}\n  ca.crt: |\n    {}\n",
-        directory.ca_pem.replace('\n', "\n    ")
-    ))
-    .unwrap();
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    cp.apply(Some(&ns.name), &ldap_secrets(&directory.ca_pem));
     let connectors = ns.api::<IdentityConnector>();
-    let connector: IdentityConnector = serde_yaml::from_str(&format!(
-        "apiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: directory}}\nspec:\n  type: ldap\n  displayName: Corp directory\n  groupPrefix: \"ldap:\"\n  ldap:\n    url: {}\n    caRef: {{name: directory, key: ca.crt}}\n    bindDN: {READER_DN}\n    bindPasswordRef: {{name: directory, key: password}}\n    userSearch: {{baseDN: \"ou=people,{BASE}\", filter: (objectClass=inetOrgPerson)}}\n    groupSearch: {{baseDN: \"ou=groups,{BASE}\"}}\n",
-        directory.ldaps_url
-    ))
-    .unwrap();
-    connectors
-        .create(&PostParams::default(), &connector)
-        .await
-        .unwrap();
+    cp.apply(
+        Some(&ns.name),
+        &example_connector(
+            "ldap",
+            "ldaps://ldap.corp.example:636",
+            &directory.ldaps_url,
+        ),
+    );
     let ok = ready(&connectors, "directory", "True").await;
     assert!(ok.message.contains("bound to"), "{ok:?}");
 
