@@ -20,6 +20,7 @@ use crate::{
         OAuthError,
         authorize::{self, Progress},
         interaction::{self, Interaction, Pending, SignInStep},
+        params::same,
         session::{SESSION_TTL, Session},
         upstream,
         upstream_flow::{UpstreamError, UpstreamState},
@@ -140,10 +141,13 @@ pub async fn callback(
                 "The answer names no sign-in.",
             ));
         };
+        let Some((pending_id, secret)) = UpstreamState::parse(state) else {
+            return Ok(expired_request());
+        };
         // Single use: taken, whatever happens next.
         let Some(saved) = ctx
             .store
-            .take::<UpstreamState>(Key::UpstreamState(state))
+            .take::<UpstreamState>(Key::UpstreamState(pending_id))
             .await?
         else {
             return Ok(expired_request());
@@ -151,7 +155,7 @@ pub async fn callback(
         let binding = cookie(&headers, BINDING_COOKIE)
             .map(|c| interaction::binding_of(&c))
             .unwrap_or_default();
-        if saved.connector != name || binding != saved.binding {
+        if !same(secret, &saved.secret) || saved.connector != name || binding != saved.binding {
             return Ok(expired_request());
         }
         let Some(pending) = interaction::resume_bound::<SignInStep>(

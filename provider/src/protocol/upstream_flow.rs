@@ -36,6 +36,16 @@ pub struct UpstreamState {
     pub binding: String,
     pub nonce: String,
     pub verifier: String,
+    /// The `state` sent upstream is `<pending>.<secret>`: the pending id finds this, the
+    /// secret proves the answer is for this very redirect.
+    pub secret: String,
+}
+
+impl UpstreamState {
+    /// The pending sign-in a `state` from upstream names, and its secret part.
+    pub fn parse(state: &str) -> Option<(&str, &str)> {
+        state.split_once('.')
+    }
 }
 
 /// Why an upstream sign-in failed: said to the person (and logged), never a 500.
@@ -157,17 +167,20 @@ impl OidcUpstream {
         redirect_uri: &str,
     ) -> Result<String, UpstreamError> {
         let m = self.metadata().await?;
-        let state = random_token();
         let saved = UpstreamState {
             connector: self.name.clone(),
             pending: pending.to_string(),
             binding: binding.to_string(),
             nonce: random_token(),
             verifier: random_token(),
+            secret: random_token(),
         };
+        // Kept under the pending sign-in: pressing the button again replaces it, so one
+        // pending sign-in holds one upstream state however often it is pressed.
         ctx.store
-            .put(Key::UpstreamState(&state), &saved, PENDING_TTL)
+            .put(Key::UpstreamState(pending), &saved, PENDING_TTL)
             .await?;
+        let state = format!("{pending}.{}", saved.secret);
         let challenge = B64.encode(aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
             saved.verifier.as_bytes(),

@@ -665,10 +665,19 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         "displayName: Corp directory",
         "displayName: Corp directory (StartTLS)",
     );
+    // And an OpenID provider that never answers (nothing listens on port 9).
+    let partner = example_connector(
+        "upstream-oidc",
+        "https://login.corp.example",
+        "http://127.0.0.1:9",
+    )
+    .replace("name: corp\n", "name: partner\n")
+    .replace("displayName: Corp", "displayName: Partner")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: corp-oidc}\nstringData: {client-secret: s3cret}\n";
     std::fs::write(
         folder.join("connectors.yaml"),
         format!(
-            "{ldaps}---\n{start_tls}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: local}}\nspec: {{type: local, displayName: Local accounts}}\n---\n{}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: devs, namespace: default}}\nspec:\n  clientId: devs\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  grantTypes: [authorization_code, refresh_token]\n  scopes: [openid, groups, offline_access]\n  allowedGroups: [\"ldap:dev\"]\n  allowedConnectors: [directory]\n",
+            "{ldaps}---\n{start_tls}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: local}}\nspec: {{type: local, displayName: Local accounts}}\n---\n{partner}---\n{}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: devs, namespace: default}}\nspec:\n  clientId: devs\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  grantTypes: [authorization_code, refresh_token]\n  scopes: [openid, groups, offline_access]\n  allowedGroups: [\"ldap:dev\"]\n  allowedConnectors: [directory]\n",
             ldap_secrets(&directory.ca_pem),
         ),
     )
@@ -686,8 +695,11 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         browser.get(url).send().await.unwrap().text().await.unwrap()
     };
 
+    let shots = crate::pages::screenshots_dir();
     let browser = crate::provider::http();
     let sign_in = page(browser.clone(), authorize("demo")).await;
+    crate::pages::screenshot(&shots, "connectors-1-sign-in", &sign_in);
+    assert!(sign_in.contains("Sign in with Partner"), "{sign_in}");
     for offered in [
         "<option value=\"\">Local account</option>",
         "<option value=\"directory\">Corp directory</option>",
@@ -712,6 +724,22 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         "the same page for each"
     );
     assert_eq!(answers[0].0, 401);
+    crate::pages::screenshot(&shots, "connectors-2-wrong-password", &answers[0].1);
+    // An OpenID provider that cannot be reached: a page that says so, not a 500.
+    let r = browser
+        .post(format!("{issuer}/login"))
+        .form(&[
+            ("request", crate::provider::field(&sign_in, "request")),
+            ("csrf", crate::provider::field(&sign_in, "csrf")),
+            ("connector", "partner".to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let html = r.text().await.unwrap();
+    assert!(html.contains("cannot be reached"), "{html}");
+    crate::pages::screenshot(&shots, "connectors-3-upstream-unreachable", &html);
     // The local users still sign in (alice, examples/local).
     let local = password_sign_in(&browser, &issuer, &sign_in, "", "alice", "demo-password").await;
     assert!(
@@ -749,9 +777,12 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     let browser = crate::provider::http();
     let devs_page = page(browser.clone(), authorize("devs")).await;
     assert!(
-        !devs_page.contains("StartTLS") && !devs_page.contains("Local account"),
-        "{devs_page}"
+        !devs_page.contains("StartTLS")
+            && !devs_page.contains("Local account")
+            && !devs_page.contains("Partner"),
+        "only the connectors the client allows: {devs_page}"
     );
+    crate::pages::screenshot(&shots, "connectors-4-one-directory", &devs_page);
     let r = password_sign_in(
         &browser,
         &issuer,
@@ -877,6 +908,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     assert_eq!(r.status(), 503);
     let html = r.text().await.unwrap();
     assert!(html.contains("The directory cannot be reached."), "{html}");
+    crate::pages::screenshot(&shots, "connectors-5-directory-unreachable", &html);
 
     // Back up, erin deleted: her refresh (the same token) is refused now.
     directory.restart();
