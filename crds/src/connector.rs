@@ -60,6 +60,14 @@ pub struct IdentityConnectorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ldap: Option<LdapConnector>,
 
+    /// Subjects are derived from this name and the upstream's subject; the connector's own name
+    /// when left out, so that one person through two connectors is two subjects. Connectors
+    /// that share a value give a person one subject: set it only where their subject claims (or
+    /// attributes) name the same person in both, such as an email both verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub subject_realm: Option<String>,
+
     /// Groups from this source get this prefix (for example `corp:`), so that they cannot pass
     /// for another source's groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -264,7 +264,10 @@ impl LdapUpstream {
                 preferred_username: Some(username.clone()),
                 username,
                 password_hash: String::new(),
-                sub: Some(upstream::subject(&self.name, &subject)),
+                sub: Some(upstream::subject(
+                    upstream::realm(&self.name, &self.spec),
+                    &subject,
+                )),
                 // The directory is the platform team's own record of the address.
                 email_verified: email.as_ref().map(|_| true),
                 email,

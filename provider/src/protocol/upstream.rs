@@ -41,6 +41,11 @@ fn string(claims: &Map<String, Value>, name: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// The subject realm of connector `name`: its `subjectRealm`, else its name.
+pub fn realm<'a>(name: &'a str, spec: &'a IdentityConnectorSpec) -> &'a str {
+    spec.subject_realm.as_deref().unwrap_or(name)
+}
+
 /// The groups of `claims[name]` (an array of strings, or one string), filtered by the
 /// connector's `groupsAllowed` and given its `groupPrefix`.
 pub fn groups(
@@ -98,7 +103,7 @@ pub fn identity(
     let user = User {
         username,
         password_hash: String::new(),
-        sub: Some(subject(name, &upstream_sub)),
+        sub: Some(subject(realm(name, spec), &upstream_sub)),
         email_verified: email.as_ref().map(|_| true),
         email,
         name: string(claims, &names.name),
@@ -136,6 +141,26 @@ mod tests {
 
     fn claims(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn connectors_sharing_a_subject_realm_give_a_person_one_subject() {
+        let c = claims(json!({"sub": "42", "email": "c@corp.example", "email_verified": true}));
+        let mut a = spec("subjectRealm: people\n");
+        let mut b = a.clone();
+        let oidc = a.oidc.clone().unwrap();
+        let (one, two) = (
+            identity("corp", &a, &oidc, &c).unwrap(),
+            identity("partner", &b, &oidc, &c).unwrap(),
+        );
+        assert_eq!(one.user.subject(), two.user.subject());
+        assert_eq!(one.user.subject(), subject("people", "42"));
+        a.subject_realm = None;
+        b.subject_realm = None;
+        assert_ne!(
+            identity("corp", &a, &oidc, &c).unwrap().user.subject(),
+            identity("partner", &b, &oidc, &c).unwrap().user.subject()
+        );
     }
 
     #[test]

@@ -551,6 +551,8 @@ async fn refreshing_stops_at_the_policys_maximum_session() {
 #[tokio::test]
 async fn an_upstream_identity_in_the_store_is_served_like_a_local_user() {
     use crate::identity::UpstreamIdentity;
+    // (reqwest's TLS needs the process's crypto provider, as main installs it.)
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut f = Fixture::new();
     // The connector that vouched for carol (its upstream is never called: it gave no refresh
     // token, so refreshes do not go back to it).
