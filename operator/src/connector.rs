@@ -167,6 +167,8 @@ async fn check(
             let Some(oidc) = &c.spec.oidc else {
                 return Ok(Err(("InvalidSpec", "spec.oidc is missing".into())));
             };
+            // The provider seals the upstream's refresh tokens with it.
+            crate::client::sealing_key(ctx).await?;
             let ca = match &oidc.ca_ref {
                 Some(r) => secrets
                     .get_opt(&r.name)

@@ -15,6 +15,9 @@ use crate::{
     users::User,
 };
 
+/// The longest a refresh waits for the upstream.
+const REFRESH_BOUND: Duration = Duration::from_secs(10);
+
 /// A person signed in through an identity connector, as the store keeps them.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct UpstreamIdentity {
@@ -108,9 +111,10 @@ impl Context<'_> {
                 identity.connector
             )));
         };
-        let asked = match up.as_ref() {
-            Upstream::Ldap(directory) => directory.lookup(&identity).await.map(|i| (i, None)),
-            Upstream::Oidc(oidc) => {
+        // What the upstream is asked with: an OpenID provider, the refresh token it gave.
+        let token = match up.as_ref() {
+            Upstream::Ldap(_) => None,
+            Upstream::Oidc(_) => {
                 let (Some(sealed), Some(key)) =
                     (&identity.sealed_refresh, self.view.sealing.as_deref())
                 else {
@@ -123,16 +127,28 @@ impl Context<'_> {
                         .forget(sub, "the upstream sign-in cannot be renewed")
                         .await);
                 };
-                match oidc.refresh(&token, identity.upstream_claims.clone()).await {
-                    Ok((claims, token)) => {
-                        upstream::identity(&identity.connector, &oidc.spec, &oidc.settings, &claims)
-                            .map(|i| (i, Some(token)))
-                            .map_err(|e| UpstreamError::Refused(e.to_string()))
-                    }
-                    Err(e) => Err(e),
-                }
+                Some(token)
             }
         };
+        // Bounded as a whole, however many round trips the upstream needs.
+        let asked = tokio::time::timeout(REFRESH_BOUND, async {
+            match (up.as_ref(), token) {
+                (Upstream::Oidc(oidc), Some(token)) => {
+                    let (claims, token) = oidc
+                        .refresh(&token, identity.upstream_claims.clone())
+                        .await?;
+                    upstream::identity(&identity.connector, &oidc.spec, &oidc.settings, &claims)
+                        .map(|i| (i, Some(token)))
+                        .map_err(|e| UpstreamError::Refused(e.to_string()))
+                }
+                (Upstream::Ldap(directory), _) => {
+                    directory.lookup(&identity).await.map(|i| (i, None))
+                }
+                (Upstream::Oidc(_), None) => Ok((identity.clone(), None)),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(UpstreamError::Unreachable("no answer in time".into())));
         let (mut fresh, token) = match asked {
             Ok(ok) => ok,
             Err(UpstreamError::Refused(why)) => {

@@ -67,6 +67,13 @@ async fn an_oidc_connector_becomes_ready_or_says_what_to_fix() {
         .unwrap();
     let ok = ready(&connectors, "corp", "True").await;
     assert!(ok.message.contains(&upstream.issuer), "{ok:?}");
+    // The key the provider seals upstream refresh tokens with is there.
+    let sealing = ns
+        .api::<Secret>()
+        .get(crds::sealed::SEALING_KEY_SECRET)
+        .await
+        .unwrap();
+    assert!(crds::sealed::SealingKey::from_secret(&sealing).is_some());
 
     for (issuer, reason, says) in [
         (
