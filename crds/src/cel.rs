@@ -129,6 +129,14 @@ pub fn connector_settings_match_type() -> Rule {
     )
 }
 
+/// LDAP over TLS only: passwords never cross the network in clear.
+pub fn ldap_over_tls() -> Rule {
+    rule(
+        "self.url.startsWith('ldaps://') || (self.url.startsWith('ldap://') && has(self.startTLS) && self.startTLS)",
+        "use ldaps://, or ldap:// with startTLS: true: passwords never cross the network in clear",
+    )
+}
+
 pub fn public_client_auth_none() -> Rule {
     rule(
         "self.type != 'public' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none'",

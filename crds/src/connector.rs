@@ -186,6 +186,7 @@ impl Default for ClaimNames {
 /// binding as them, and their groups are searched.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = crate::cel::ldap_over_tls())]
 pub struct LdapConnector {
     /// `ldaps://host:636`, or `ldap://host:389` with `startTLS: true`. Plain LDAP is refused.
     #[schemars(length(min = 1, max = 2048))]

@@ -1089,5 +1089,15 @@ async fn in_a_cluster_an_ldap_connector_is_checked_and_served_without_a_restart(
     .await;
     assert_eq!(broken.reason, "BindFailed", "{broken:?}");
     assert!(broken.message.contains("bindDN"), "{broken:?}");
+    // Plain LDAP is refused at admission.
+    let e = connectors
+        .patch(
+            "directory",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"ldap": {"url": directory.ldap_url}}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("startTLS: true"), "{e}");
     ns.delete().await;
 }
