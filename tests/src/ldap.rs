@@ -80,6 +80,7 @@ include /etc/ldap/schema/nis.schema
 include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload memberof
 pidfile {d}/slapd.pid
 TLSCACertificateFile {d}/ca.pem
 TLSCertificateFile {d}/server.pem
@@ -90,6 +91,7 @@ suffix \"{BASE}\"
 rootdn \"{ADMIN_DN}\"
 rootpw {ADMIN_PASSWORD}
 directory {d}/db
+overlay memberof
 access to attrs=userPassword by anonymous auth by * none
 access to * by dn.exact=\"{READER_DN}\" read by * none
 "

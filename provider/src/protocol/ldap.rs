@@ -16,6 +16,32 @@ use super::{upstream, upstream_flow::UpstreamError};
 use crate::{identity::UpstreamIdentity, users::User};
 use crds::connector::{IdentityConnectorSpec, LdapConnector};
 
+/// Entries under `base` matching `filter`, with attribute `attr`.
+async fn search(
+    ldap: &mut Ldap,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attr: &str,
+) -> Result<Vec<ldap3::ResultEntry>, UpstreamError> {
+    let found = ldap
+        .with_timeout(LDAP_TIMEOUT)
+        .search(base, scope, filter, vec![attr])
+        .await
+        .map_err(unreachable)?;
+    // noSuchObject: a group a user still names is gone; nothing to read.
+    if found.1.rc == 32 {
+        return Ok(Vec::new());
+    }
+    found
+        .success()
+        .map(|(entries, _)| entries)
+        .map_err(unreachable)
+}
+
+/// The most groups read for one person through `memberOf`.
+const MAX_GROUPS: usize = 256;
+
 /// One LDAP directory, ready to check passwords.
 pub struct LdapUpstream {
     pub name: String,
@@ -116,37 +142,37 @@ impl LdapUpstream {
         let Some(g) = &self.settings.group_search else {
             return Ok(Vec::new());
         };
-        let filter = match &g.user_attribute {
-            // memberOf: the group DNs are on the user; their names are read from the groups.
+        let entries = match &g.user_attribute {
+            // memberOf (Active Directory): the group DNs are on the user; each group under
+            // baseDN that matches the filter is read for its name (a base search: no
+            // server-specific filter on DNs).
             Some(attr) => {
-                let dns = entry.attrs.get(attr).cloned().unwrap_or_default();
-                if dns.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let any: String = dns
-                    .iter()
-                    .map(|dn| format!("(entryDN={})", ldap_escape(dn.as_str())))
+                let base = g.base_dn.to_ascii_lowercase();
+                let dns: Vec<String> = entry
+                    .attrs
+                    .get(attr)
+                    .into_iter()
+                    .flatten()
+                    .filter(|dn| dn.to_ascii_lowercase().ends_with(&base))
+                    .take(MAX_GROUPS)
+                    .cloned()
                     .collect();
-                format!("(&{}(|{any}))", g.filter)
+                let mut all = Vec::new();
+                for dn in dns {
+                    all.extend(search(ldap, &dn, Scope::Base, &g.filter, &g.name_attribute).await?);
+                }
+                all
             }
-            None => format!(
-                "(&{}({}={}))",
-                g.filter,
-                g.member_attribute,
-                ldap_escape(entry.dn.as_str())
-            ),
+            None => {
+                let filter = format!(
+                    "(&{}({}={}))",
+                    g.filter,
+                    g.member_attribute,
+                    ldap_escape(entry.dn.as_str())
+                );
+                search(ldap, &g.base_dn, Scope::Subtree, &filter, &g.name_attribute).await?
+            }
         };
-        let (entries, _) = ldap
-            .with_timeout(LDAP_TIMEOUT)
-            .search(
-                &g.base_dn,
-                Scope::Subtree,
-                &filter,
-                vec![g.name_attribute.as_str()],
-            )
-            .await
-            .and_then(ldap3::SearchResult::success)
-            .map_err(unreachable)?;
         let mut names: Vec<String> = entries
             .into_iter()
             .map(SearchEntry::construct)

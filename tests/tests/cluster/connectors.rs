@@ -656,7 +656,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         .unwrap();
     }
     // examples/ldap's connector, over LDAPS, and a second one to the same directory over
-    // StartTLS.
+    // StartTLS, reading groups from memberOf.
     let ldaps = example_connector(
         "ldap",
         "ldaps://ldap.corp.example:636",
@@ -668,6 +668,8 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         &format!("url: {}\n    startTLS: true", directory.ldap_url),
     )
     .replace("name: directory\n", "name: directory-starttls\n")
+    // Its groups from the user's memberOf (as with Active Directory).
+    .replace("# userAttribute: memberOf", "userAttribute: memberOf")
     .replace(
         "displayName: Corp directory",
         "displayName: Corp directory (StartTLS)",
