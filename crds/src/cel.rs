@@ -120,6 +120,23 @@ pub fn secret_name() -> Rule {
 
 // Cross-field rules of OidcClientSpec (`self` is the spec).
 
+// Rules of IdentityConnectorSpec (`self` is the spec).
+
+pub fn connector_settings_match_type() -> Rule {
+    rule(
+        "(self.type == 'oidc') == has(self.oidc) && (self.type == 'ldap') == has(self.ldap)",
+        "set the settings of the connector's type, and only those: spec.oidc for type oidc, spec.ldap for type ldap, neither for type local",
+    )
+}
+
+/// LDAP over TLS only: passwords never cross the network in clear.
+pub fn ldap_over_tls() -> Rule {
+    rule(
+        "self.url.startsWith('ldaps://') || (self.url.startsWith('ldap://') && has(self.startTLS) && self.startTLS)",
+        "use ldaps://, or ldap:// with startTLS: true: passwords never cross the network in clear",
+    )
+}
+
 pub fn public_client_auth_none() -> Rule {
     rule(
         "self.type != 'public' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none'",

@@ -193,6 +193,22 @@ pub struct OidcClientSpec {
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub id_token_claims: Vec<String>,
 
+    /// Only people in one of these groups may use the client (their groups as the ID token
+    /// carries them, an identity connector's prefix included); anyone when empty. Others get
+    /// `access_denied` after signing in, never the consent page, and their refresh tokens stop
+    /// working.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub allowed_groups: Vec<String>,
+
+    /// Only people signed in through one of these IdentityConnectors may use the client
+    /// (`local` names the users Secret); any when empty. The sign-in page offers only these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 63)))]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
+    pub allowed_connectors: Vec<String>,
+
     /// When the consent page is shown: `always`, `once` per user (remembered), or `skip` for
     /// first-party applications.
     #[serde(default)]

@@ -11,7 +11,10 @@ pub mod cel;
 pub mod client;
 pub mod cluster_login;
 pub mod condition;
+pub mod connector;
 pub mod keys;
+#[cfg(feature = "ldap")]
+pub mod ldap;
 pub mod policy;
 pub mod scope;
 pub mod sealed;
@@ -66,6 +69,7 @@ pub fn crds()
         SigningKey::crd(),
         ClusterLogin::crd(),
         ClientPolicy::crd(),
+        connector::IdentityConnector::crd(),
     ]
 }
 

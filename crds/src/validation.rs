@@ -24,6 +24,7 @@ pub enum Reason {
     InvalidSecretName,
     InvalidKeySize,
     InvalidRotation,
+    InvalidConnector,
 }
 
 impl Reason {
@@ -40,6 +41,7 @@ impl Reason {
             Self::InvalidSecretName => "InvalidSecretName",
             Self::InvalidKeySize => "InvalidKeySize",
             Self::InvalidRotation => "InvalidRotation",
+            Self::InvalidConnector => "InvalidConnector",
         }
     }
 }
@@ -485,6 +487,47 @@ pub fn validate_signing_key(spec: &SigningKeySpec) -> Vec<Invalid> {
             Reason::InvalidRotation,
             "retain must be shorter than interval: a retired key stays published this long after it stopped signing",
         ));
+    }
+    out
+}
+
+/// An IdentityConnector's spec, as the CRD's rules and the operator check it (standalone mode
+/// has no API server to run the rules).
+pub fn validate_connector(spec: &crate::connector::IdentityConnectorSpec) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    if !spec.settings_match_type() {
+        out.push(invalid(
+            "spec",
+            Reason::InvalidConnector,
+            "set the settings of the connector's type, and only those: spec.oidc for type oidc, spec.ldap for type ldap, neither for type local",
+        ));
+    }
+    if let Some(oidc) = &spec.oidc {
+        if let Err(message) = validate_redirect_uri(&oidc.issuer) {
+            out.push(invalid(
+                "spec.oidc.issuer",
+                Reason::InvalidConnector,
+                message,
+            ));
+        }
+        if !oidc.scopes.iter().any(|s| s == "openid") {
+            out.push(invalid(
+                "spec.oidc.scopes",
+                Reason::InvalidConnector,
+                "the scopes must include openid: the upstream's ID token says who signed in",
+            ));
+        }
+    }
+    if let Some(ldap) = &spec.ldap {
+        let secure =
+            ldap.url.starts_with("ldaps://") || (ldap.url.starts_with("ldap://") && ldap.start_tls);
+        if !secure {
+            out.push(invalid(
+                "spec.ldap.url",
+                Reason::InvalidConnector,
+                "use ldaps://, or ldap:// with startTLS: true: passwords never cross the network in clear",
+            ));
+        }
     }
     out
 }

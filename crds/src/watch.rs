@@ -239,17 +239,14 @@ where
     }
 }
 
-/// Whether the API server serves the cluster-scoped kind `K` (its CRD is installed). A kind
-/// added by an upgrade whose CRDs were not applied yet is "not served", never an error that
-/// stops the process: its built-in defaults apply until it is.
-pub async fn is_served<K>(client: &kube::Client) -> Result<bool, kube::Error>
+/// Whether the API server serves the kind of `api` (its CRD is installed). A kind added by an
+/// upgrade whose CRDs were not applied yet is "not served", never an error that stops the
+/// process: its built-in defaults apply until it is.
+pub async fn is_served<K>(api: &Api<K>) -> Result<bool, kube::Error>
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match Api::<K>::all(client.clone())
+    match api
         .list_metadata(&kube::api::ListParams::default().limit(1))
         .await
     {

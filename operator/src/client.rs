@@ -646,8 +646,9 @@ fn record_sealed(
 }
 
 /// The provider's sealing key, made (32 random bytes into a Secret in the provider's namespace)
-/// the first time a client needs it.
-async fn sealing_key(ctx: &Context) -> Result<SealingKey, Error> {
+/// the first time a client (client_secret_jwt) or an OIDC connector (its people's upstream
+/// refresh tokens, sealed in the provider's store) needs it.
+pub(crate) async fn sealing_key(ctx: &Context) -> Result<SealingKey, Error> {
     use crds::sealed::{KEY_SEALING_KEY, SEALING_KEY_SECRET};
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.args.namespace);
     let invalid = || {

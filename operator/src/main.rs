@@ -23,6 +23,7 @@ use kube::{
 
 mod client;
 mod cluster_login;
+mod connector;
 mod error;
 mod leader;
 mod metrics;
@@ -354,7 +355,7 @@ async fn run_controllers(
     let (namespace_store, namespace_reflector) = cache(Api::<Namespace>::all(client.clone()));
     // A client is only ever checked against the policies and labels as they are: both caches
     // are filled before the first reconcile.
-    let policies_served = crds::watch::is_served::<ClientPolicy>(&client)
+    let policies_served = crds::watch::is_served(&kube::Api::<ClientPolicy>::all(client.clone()))
         .await
         .unwrap_or(true);
     if !policies_served {
@@ -483,12 +484,35 @@ async fn run_controllers(
     .for_each(log_result);
 
     let login_controller = cluster_login_controller(&client, &args, &shutdown, ctx.clone());
+    let connector_controller = {
+        let controller = Controller::new(
+            Api::<DeserializeGuard<crds::connector::IdentityConnector>>::namespaced(
+                client.clone(),
+                &args.namespace,
+            ),
+            watcher::Config::default(),
+        );
+        let for_secrets = controller.store();
+        controller
+            .watches(
+                Api::<Secret>::namespaced(client.clone(), &args.namespace),
+                watcher::Config::default(),
+                move |s| connector::connectors_using_secret(&for_secrets, &s),
+            )
+            .graceful_shutdown_on(shutdown.trigger())
+            .run(
+                |o, c| guarded("identityconnector", o, c, connector::reconcile),
+                error_policy("identityconnector"),
+                ctx.clone(),
+            )
+            .for_each(log_result)
+    };
 
     metrics
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::select! {
-        _ = async { futures::join!(sk_controller, client_controller, scope_controller, login_controller) } => {},
+        _ = async { futures::join!(sk_controller, client_controller, scope_controller, login_controller, connector_controller) } => {},
         _ = scope_reflector => {},
     }
     if let Some(t) = policies_task {

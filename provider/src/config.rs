@@ -10,10 +10,13 @@ use crds::{
 };
 use serde_json::json;
 
+/// What `allowedConnectors` calls the users Secret's people.
+pub const LOCAL_CONNECTOR: &str = "local";
+
 use crate::{
     protocol::client_assertion::KeySet,
     signing::{Signer, Verifier},
-    users::Users,
+    users::{User, Users},
 };
 
 /// A client as the provider serves it.
@@ -44,6 +47,9 @@ pub struct ClientConfig {
     pub tos_uri: Option<String>,
     /// Userinfo-only claims (OpenID Connect Core §5.4) put in its ID tokens all the same.
     pub id_token_claims: Vec<String>,
+    /// Only members of these groups may use it (all when empty).
+    pub allowed_groups: Vec<String>,
+    pub allowed_connectors: Vec<String>,
     pub consent: ConsentPolicy,
     pub access_token_format: AccessTokenFormat,
     pub alg: Algorithm,
@@ -86,6 +92,8 @@ impl ClientConfig {
             scopes: s.scopes.clone(),
             default_scopes: s.default_scopes().to_vec(),
             id_token_claims: s.id_token_claims.clone(),
+            allowed_groups: s.allowed_groups.clone(),
+            allowed_connectors: s.allowed_connectors.clone(),
             logo_uri: s.logo_uri.clone(),
             policy_uri: s.policy_uri.clone(),
             tos_uri: s.tos_uri.clone(),
@@ -117,6 +125,20 @@ impl ClientConfig {
             max_session,
             ..self
         }
+    }
+
+    /// Whether a person in `groups` may use this client.
+    /// `user` may use this client: in one of its `allowedGroups`, signed in through one of its
+    /// `allowedConnectors`.
+    pub fn admits(&self, user: &User) -> bool {
+        (self.allowed_groups.is_empty()
+            || user.groups.iter().any(|g| self.allowed_groups.contains(g)))
+            && self.offers_connector(user.connector.as_deref().unwrap_or(LOCAL_CONNECTOR))
+    }
+
+    /// People may sign in to this client through connector `name` (`local`: the users Secret).
+    pub fn offers_connector(&self, name: &str) -> bool {
+        self.allowed_connectors.is_empty() || self.allowed_connectors.iter().any(|c| c == name)
     }
 
     pub fn allows(&self, grant: GrantType) -> bool {
@@ -178,6 +200,12 @@ pub struct View {
     pub jwks_max_age: u64,
     /// All sources have delivered their initial state.
     pub synced: bool,
+    /// Upstream OpenID Connect providers people may sign in with, by connector name.
+    pub upstreams: crate::protocol::connectors::Upstreams,
+    /// Whether the sign-in page offers the password form (the local users).
+    pub local_sign_in: bool,
+    /// Seals what the store keeps of upstreams (their refresh tokens); none: not kept.
+    pub sealing: Option<Arc<crds::sealed::SealingKey>>,
 }
 
 /// What a view is built from, as its config source read it.
@@ -194,6 +222,13 @@ pub struct Sources {
     pub synced: bool,
     /// Dynamic client registration is served.
     pub registration: bool,
+    /// Upstream OpenID Connect providers, by connector name.
+    pub upstreams: crate::protocol::connectors::Upstreams,
+    /// No connector turns the local users off: with none, or with a `local` connector, the
+    /// password form is offered.
+    pub local_sign_in: Option<bool>,
+    /// The key upstream refresh tokens are sealed with in the store.
+    pub sealing: Option<Arc<crds::sealed::SealingKey>>,
 }
 
 impl View {
@@ -221,6 +256,9 @@ impl View {
             jwks,
             jwks_max_age: max_age,
             synced: self.synced,
+            upstreams: self.upstreams.clone(),
+            local_sign_in: self.local_sign_in,
+            sealing: self.sealing.clone(),
         }
     }
 
@@ -246,6 +284,9 @@ pub fn build(issuer: &str, sources: Sources) -> View {
         users,
         synced,
         registration,
+        upstreams,
+        local_sign_in,
+        sealing,
     } = sources;
     let scopes = scope_configs(&oidc_scopes);
     let published = Published::of(&keys);
@@ -275,6 +316,9 @@ pub fn build(issuer: &str, sources: Sources) -> View {
         jwks,
         jwks_max_age: max_age,
         synced,
+        local_sign_in: local_sign_in.unwrap_or(true),
+        upstreams,
+        sealing,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod kubernetes;
 pub mod manifests;
 pub mod metrics;

@@ -3,6 +3,7 @@
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
+use crate::protocol::connectors::{self, Upstreams};
 use crds::{ClientPolicy, KeyState, OidcClient, OidcScope, SigningKey};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use serde::Deserialize;
@@ -105,6 +106,8 @@ struct Manifests {
     /// folder holds a policy (a folder has one owner).
     policies: Vec<ClientPolicy>,
     namespaces: HashMap<String, Namespace>,
+    /// Where people sign in from (issue 15: upstream OpenID Connect providers).
+    connectors: Vec<crds::connector::IdentityConnector>,
 }
 
 impl Manifests {
@@ -158,6 +161,7 @@ impl Manifests {
             "OidcScope" => self.scopes.push(parse(path, &kind, value)?),
             "SigningKey" => self.keys.push(parse(path, &kind, value)?),
             "ClientPolicy" => self.policies.push(parse(path, &kind, value)?),
+            "IdentityConnector" => self.connectors.push(parse(path, &kind, value)?),
             "Namespace" => {
                 let n: Namespace = parse(path, &kind, value)?;
                 self.namespaces
@@ -175,8 +179,46 @@ impl Manifests {
         Ok(())
     }
 
+    /// The key upstream refresh tokens are sealed with in the store: the folder's Secret
+    /// `kube-oidc-sealing-key` (32 bytes under `key`), so that a store kept across restarts
+    /// (Redis) stays readable; else a new one for this run.
+    fn sealing_key(&self) -> Result<crds::sealed::SealingKey, ManifestError> {
+        use crds::sealed::{SEALING_KEY_SECRET, SealingKey, generate_key};
+        match self.secrets.get(SEALING_KEY_SECRET) {
+            Some(s) => SealingKey::from_secret(s).ok_or_else(|| ManifestError::Invalid {
+                kind: "Secret",
+                name: SEALING_KEY_SECRET.into(),
+                message: "data.key must be 32 bytes (base64)".into(),
+            }),
+            None => SealingKey::from_bytes(&generate_key()).ok_or_else(|| ManifestError::Invalid {
+                kind: "Secret",
+                name: SEALING_KEY_SECRET.into(),
+                message: "a sealing key could not be made".into(),
+            }),
+        }
+    }
+
     fn secret_value(&self, name: &str, key: &str) -> Option<String> {
         crds::secret::secret_data(self.secrets.get(name)?, key)
+    }
+
+    /// The upstreams of the folder's enabled connectors, with their credentials and CAs from
+    /// the folder's Secrets; and whether the password form checks local users (no connector, or
+    /// a `local` one). A connector that cannot be served stops the start, saying why.
+    fn upstreams(&self) -> Result<(Upstreams, Option<bool>), ManifestError> {
+        let built = connectors::build(
+            &self.connectors,
+            &|name, key| self.secret_value(name, key),
+            &mut connectors::Cache::default(),
+        );
+        if let Some((name, message)) = built.problems.into_iter().next() {
+            return Err(ManifestError::Invalid {
+                kind: "IdentityConnector",
+                name,
+                message,
+            });
+        }
+        Ok((built.upstreams, Some(built.local)))
     }
 
     /// The policy a client of the folder follows: only when the folder holds one, except for a
@@ -417,6 +459,9 @@ pub struct Folder {
     clients: Vec<ClientConfig>,
     keys: Arc<KeyRing>,
     users: Users,
+    upstreams: Upstreams,
+    local_sign_in: Option<bool>,
+    sealing: Arc<crds::sealed::SealingKey>,
 }
 
 /// The standalone signing keys: one generated per SigningKey at start, and again at each
@@ -488,6 +533,9 @@ impl Folder {
                 users: self.users,
                 synced: true,
                 registration: false,
+                upstreams: self.upstreams,
+                local_sign_in: self.local_sign_in,
+                sealing: Some(self.sealing),
             },
         )
     }
@@ -509,6 +557,9 @@ impl Folder {
                 users: self.users.clone(),
                 synced: true,
                 registration,
+                upstreams: self.upstreams.clone(),
+                local_sign_in: self.local_sign_in,
+                sealing: Some(self.sealing.clone()),
             },
         )
     }
@@ -538,6 +589,8 @@ pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
     manifests.check_scopes()?;
     let keys = Arc::new(manifests.key_ring()?);
     let users = manifests.users(users_secret)?;
+    let (upstreams, local_sign_in) = manifests.upstreams()?;
+    let sealing = Arc::new(manifests.sealing_key()?);
     let mut manifests = manifests;
     let client_ids = manifests
         .clients
@@ -551,6 +604,9 @@ pub fn load(dir: &Path, users_secret: &str) -> Result<Folder, ManifestError> {
         clients,
         keys,
         users,
+        upstreams,
+        local_sign_in,
+        sealing,
     })
 }
 

@@ -128,6 +128,9 @@ pub fn view(backchannel: Option<&str>) -> (View, String) {
             users,
             synced: true,
             registration: false,
+            upstreams: Default::default(),
+            local_sign_in: None,
+            sealing: None,
         },
     );
     (view, kid)

@@ -7,10 +7,10 @@ use argon2::{
     password_hash::{PasswordHash, PasswordHasher, SaltString},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One user, as written in `users.yaml`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct User {
     pub username: String,
@@ -39,6 +39,10 @@ pub struct User {
     pub groups: Vec<String>,
     #[serde(default)]
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The IdentityConnector that vouched for them; `None` for a user of the users Secret.
+    /// Set when an upstream identity is read, never from a manifest.
+    #[serde(skip)]
+    pub connector: Option<String>,
 }
 
 impl User {

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
 
 pub mod controlplane;
+pub mod ldap;
 pub mod operator;
 pub mod provider;
 pub mod redis;

@@ -38,6 +38,17 @@ impl Provider {
         Self::start(cmd, "standalone", None)
     }
 
+    /// Standalone on a port chosen beforehand (its issuer `http://127.0.0.1:<port>` is written
+    /// into the manifests or given to an upstream first).
+    pub fn standalone_on(manifests: &std::path::Path, port: u16, extra: &[&str]) -> Provider {
+        let mut cmd = Command::new(workspace_binary("kube-oidc-provider"));
+        cmd.arg("--manifests")
+            .arg(manifests)
+            .args(["--store", "memory"])
+            .args(extra);
+        Self::start_on(cmd, "standalone", port, None)
+    }
+
     /// Standalone over TLS: the issuer is `https://127.0.0.1:<port>`.
     pub fn standalone_tls(
         manifests: &std::path::Path,

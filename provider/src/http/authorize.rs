@@ -118,9 +118,28 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             client,
             started,
             login_hint,
+            connector,
+            device,
         } => {
+            let mut options = pages::SignInOptions::of(view, &client, connector.as_deref());
+            if device {
+                // Upstreams come back to an authorization, not a device's sign-in.
+                options.upstreams.clear();
+            } else if let Some(name) = options.straight_to(connector.as_deref()) {
+                // Straight to the only (or the chosen) upstream, this browser bound to the
+                // sign-in as the page would have bound it.
+                let to = format!("{}/connector/{name}?request={}", view.issuer, started.id);
+                let mut res =
+                    axum::response::IntoResponse::into_response(axum::response::Redirect::to(&to));
+                res.headers_mut().append(
+                    header::SET_COOKIE,
+                    set_cookie(view, BINDING_COOKIE, &started.binding_cookie, PENDING_TTL),
+                );
+                return res;
+            }
             let html = pages::login(
                 &client,
+                &options,
                 &started.id,
                 &started.csrf,
                 login_hint.as_deref().unwrap_or_default(),

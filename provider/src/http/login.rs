@@ -17,6 +17,7 @@ use super::{
 use crate::{
     protocol::{
         authorize::{self, Progress},
+        connectors::Upstream,
         device,
         interaction::{self, Interaction, SignInStep},
         login::{self, SignIn},
@@ -46,23 +47,58 @@ pub async fn login(
             return Ok(expired_request());
         };
         let id = form.field("request").unwrap_or_default();
+        let device = matches!(pending.step, SignInStep::Device(_));
+        if let Some(connector) = form.field("connector")
+            && !device
+            && client.offers_connector(connector)
+        {
+            return super::upstream::start(&s, connector, id, &pending).await;
+        }
+        let mut options = pages::SignInOptions::of(&view, &client, form.field("directory"));
+        if device {
+            options.upstreams.clear();
+        }
         let username = form.field("username").unwrap_or_default();
         let password = form.field("password").unwrap_or_default().to_string();
         let again = |status: StatusCode, message: &str| {
             super::authorize::with_client_csp(
                 page(
                     status,
-                    pages::login(&client, id, &pending.csrf, username, Some(message)),
+                    pages::login(
+                        &client,
+                        &options,
+                        id,
+                        &pending.csrf,
+                        username,
+                        Some(message),
+                    ),
                 ),
                 &client,
             )
         };
-        let outcome = login::sign_in(&ctx, username, password, &ip).await?;
+        let directory = form.field("directory").filter(|d| !d.is_empty()).map(|d| {
+            match view.upstreams.get(d).map(AsRef::as_ref) {
+                Some(Upstream::Ldap(l)) if client.offers_connector(d) => Some(l),
+                _ => None,
+            }
+        });
+        let outcome = match directory {
+            // A directory that is not offered here: the same answer as a wrong password.
+            Some(None) => SignIn::Refused,
+            Some(Some(directory)) => {
+                let keep_for = client.refresh_token_ttl.max(SESSION_TTL);
+                login::sign_in_directory(&ctx, directory, username, &password, &ip, keep_for)
+                    .await?
+            }
+            None if options.local => login::sign_in(&ctx, username, password, &ip).await?,
+            None => SignIn::Refused,
+        };
         s.metrics.sign_in(match outcome {
             SignIn::SignedIn(_) => "success",
             SignIn::Throttled => "throttled",
             SignIn::Refused => "refused",
             SignIn::Busy => "busy",
+            SignIn::Unreachable => "unreachable",
         });
         match outcome {
             // The same page as a wrong password: whether an account is locked is not told.
@@ -73,6 +109,10 @@ pub async fn login(
             SignIn::Busy => Ok(again(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too many people are signing in right now. Try again in a moment.",
+            )),
+            SignIn::Unreachable => Ok(again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The directory cannot be reached. Try again in a moment.",
             )),
 
             SignIn::SignedIn(session) => {

@@ -14,6 +14,7 @@ pub mod register;
 mod respond;
 mod revoke;
 mod token;
+mod upstream;
 mod userinfo;
 
 use std::sync::Arc;
@@ -118,6 +119,8 @@ pub fn router_with(state: Shared, limits: Limits) -> Router {
             ),
         )
         .route("/login", post(login::login))
+        .route("/callback/{connector}", get(upstream::callback))
+        .route("/connector/{connector}", get(upstream::straight))
         .route("/consent", post(consent::consent))
         .route("/token", post(token::token))
         .route("/device_authorization", post(device::device_authorization))

@@ -9,7 +9,7 @@ use std::{
     sync::{Arc, LazyLock},
 };
 
-use crate::config::ClientConfig;
+use crate::{config::ClientConfig, protocol::connectors::Upstream};
 use minijinja::{Environment, State, Value, context};
 use serde::Serialize;
 
@@ -402,6 +402,60 @@ fn client_face(client: &ClientConfig) -> Value {
     }
 }
 
+/// What the sign-in page offers a client's people.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct SignInOptions {
+    /// Buttons to OpenID Connect upstreams: (connector name, display name), by name.
+    pub upstreams: Vec<(String, String)>,
+    /// Directories the password form checks with: (connector name, display name), by name.
+    pub directories: Vec<(String, String)>,
+    /// The password form checks the local users.
+    pub local: bool,
+    /// The password form is shown (local users, or a directory).
+    pub password_form: bool,
+    /// The directory chosen beforehand (the request's `connector`).
+    pub selected: Option<String>,
+}
+
+impl SignInOptions {
+    /// The view's connectors the client offers (its `allowedConnectors`); `hint` pre-selects one.
+    pub fn of(view: &crate::config::View, client: &ClientConfig, hint: Option<&str>) -> Self {
+        let mut o = Self::default();
+        for (name, u) in &view.upstreams {
+            if !client.offers_connector(name) {
+                continue;
+            }
+            let entry = (name.clone(), u.spec().display_name.clone());
+            match u.as_ref() {
+                Upstream::Oidc(_) => o.upstreams.push(entry),
+                Upstream::Ldap(_) => o.directories.push(entry),
+            }
+        }
+        o.upstreams.sort();
+        o.directories.sort();
+        o.local = view.local_sign_in && client.offers_connector(crate::config::LOCAL_CONNECTOR);
+        o.password_form = o.local || !o.directories.is_empty();
+        o.selected = hint
+            .filter(|h| o.directories.iter().any(|(n, _)| n == h))
+            .map(String::from);
+        o
+    }
+
+    /// The upstream to send the browser to without showing the page: the one asked for (the
+    /// request's `connector`), or the only way to sign in.
+    pub fn straight_to(&self, hint: Option<&str>) -> Option<&str> {
+        if let Some(h) = hint
+            && let Some((name, _)) = self.upstreams.iter().find(|(n, _)| n == h)
+        {
+            return Some(name);
+        }
+        match (self.upstreams.as_slice(), self.password_form) {
+            ([(name, _)], false) => Some(name),
+            _ => None,
+        }
+    }
+}
+
 /// The Content-Security-Policy of the pages (the logo's origin in `img-src`).
 pub fn csp(img_src: &str) -> String {
     format!(
@@ -425,6 +479,7 @@ pub fn client_page_csp(client: &ClientConfig) -> Option<axum::http::HeaderValue>
 
 pub fn login(
     client: &ClientConfig,
+    options: &SignInOptions,
     request: &str,
     csrf: &str,
     username: &str,
@@ -432,7 +487,7 @@ pub fn login(
 ) -> String {
     render(
         "login.html",
-        context! { title => "Sign in", client => client_face(client), client_name => &client.name, request, csrf, username, error },
+        context! { title => "Sign in", client => client_face(client), client_name => &client.name, request, csrf, username, error, options => Value::from(minijinja::value::Serde(options)) },
     )
 }
 
@@ -498,7 +553,12 @@ mod tests {
             )
         };
         let app = named("");
-        let html = login(&app, "r\"><x", "c'", "a&b", Some("<b>"));
+        let local = SignInOptions {
+            password_form: true,
+            local: true,
+            ..SignInOptions::default()
+        };
+        let html = login(&app, &local, "r\"><x", "c'", "a&b", Some("<b>"));
         assert!(!html.contains("<script>x"));
         assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");
         assert!(html.contains("r&quot;&gt;&lt;x"));
@@ -534,7 +594,18 @@ mod tests {
             vec![],
         );
         for html in [
-            login(&app, "r", "c", "", None),
+            login(
+                &app,
+                &SignInOptions {
+                    password_form: true,
+                    local: true,
+                    ..SignInOptions::default()
+                },
+                "r",
+                "c",
+                "",
+                None,
+            ),
             consent(&app, "alice", &[], None, "r", "c"),
         ] {
             assert!(

@@ -3,7 +3,10 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use crds::{ClientPolicy, KeyState, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey};
+use crds::{
+    ClientPolicy, KeyState, OidcClient, OidcScope, SIGNING_KEY_LABEL, SigningKey,
+    connector::IdentityConnector,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{
@@ -22,6 +25,7 @@ pub mod registry;
 use crate::{
     config::{self, ClientConfig, KeyInput, SharedView},
     metrics::Metrics,
+    protocol::connectors,
     users::Users,
 };
 
@@ -136,7 +140,7 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
             watcher::Config::default().labels(SIGNING_KEY_LABEL),
             tx.clone(),
         ),
-        policies: if crds::watch::is_served::<ClientPolicy>(&client)
+        policies: if crds::watch::is_served(&Api::<ClientPolicy>::all(client.clone()))
             .await
             .unwrap_or(true)
         {
@@ -156,6 +160,31 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
             watcher::Config::default(),
             tx.clone(),
         ),
+        connectors: if crds::watch::is_served(&Api::<IdentityConnector>::namespaced(
+            client.clone(),
+            ns,
+        ))
+        .await
+        .unwrap_or(true)
+        {
+            watch(
+                Api::<DeserializeGuard<IdentityConnector>>::namespaced(client.clone(), ns),
+                watcher::Config::default(),
+                tx.clone(),
+            )
+        } else {
+            tracing::warn!(
+                "the IdentityConnector CRD is not installed: only the users Secret signs people in; apply crds/yaml/ to use connectors"
+            );
+            Watched::empty()
+        },
+        // The connectors' credentials and CAs: any Secret of this namespace (they are named by
+        // the connectors), but Helm's release records, which are large and never referenced.
+        connector_secrets: watch(
+            Api::<Secret>::namespaced(client.clone(), ns),
+            watcher::Config::default().fields("type!=helm.sh/release.v1"),
+            tx.clone(),
+        ),
         sealing_key: watch(
             Api::<Secret>::namespaced(client.clone(), ns),
             watcher::Config::default().fields(&format!(
@@ -172,6 +201,7 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
     );
     let mut users = Users::default();
     let mut last_good_keys = HashMap::new();
+    let mut upstreams = connectors::Cache::default();
     while rx.recv().await.is_some() {
         // Coalesce a burst of events (a resync, a rotation touching several objects).
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -195,6 +225,7 @@ pub async fn run(client: Client, settings: Settings, view: SharedView, metrics: 
             users.clone(),
             synced,
             &mut last_good_keys,
+            &mut upstreams,
         );
         metrics
             .clients
@@ -212,8 +243,11 @@ struct Watches {
     key_secrets: Watched<Secret>,
     policies: Watched<DeserializeGuard<ClientPolicy>>,
     namespaces: Watched<Namespace>,
-    /// The key client_secret_jwt clients' secrets are sealed with in their status.
+    /// The key client_secret_jwt clients' secrets are sealed with in their status (and upstream
+    /// refresh tokens in the store).
     sealing_key: Watched<Secret>,
+    connectors: Watched<DeserializeGuard<IdentityConnector>>,
+    connector_secrets: Watched<Secret>,
 }
 
 impl Watches {
@@ -225,6 +259,8 @@ impl Watches {
             && self.policies.is_ready()
             && self.namespaces.is_ready()
             && self.sealing_key.is_ready()
+            && self.connectors.is_ready()
+            && self.connector_secrets.is_ready()
     }
 }
 
@@ -236,6 +272,7 @@ fn build(
     users: Users,
     synced: bool,
     last_good: &mut HashMap<String, Vec<KeyInput>>,
+    upstreams: &mut connectors::Cache,
 ) -> config::View {
     let Watches {
         clients,
@@ -245,11 +282,28 @@ fn build(
         policies,
         namespaces,
         sealing_key,
+        connectors,
+        connector_secrets,
     } = watches;
     let sealing_key = sealing_key
         .state()
         .first()
         .and_then(|s| crds::sealed::SealingKey::from_secret(s));
+    let secrets = connector_secrets.state();
+    let built = connectors::build(
+        connectors.state().iter().filter_map(|g| g.0.as_ref().ok()),
+        &|name, key| {
+            secrets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name))
+                .and_then(|s| crds::secret::secret_data(s, key))
+        },
+        upstreams,
+    );
+    for (name, problem) in &built.problems {
+        // The operator says it in the connector's status; the provider only skips it.
+        tracing::debug!(connector = %name, problem, "connector not served");
+    }
     let now = jiff::Timestamp::now();
     let oidc_scopes: Vec<OidcScope> = scopes
         .state()
@@ -352,6 +406,10 @@ fn build(
             users,
             synced,
             registration: settings.registration,
+            // Connectors in a cluster: next (issue 15 plan, step 2 on the provider side).
+            upstreams: built.upstreams,
+            local_sign_in: Some(built.local),
+            sealing: sealing_key.map(Arc::new),
         },
     )
 }

@@ -41,6 +41,9 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<u64>,
     pub login_hint: Option<String>,
+    /// Our own parameter: the IdentityConnector to sign in with (its button pressed already).
+    #[serde(default)]
+    pub connector: Option<String>,
     pub id_token_hint_sub: Option<String>,
     pub claims: Option<Value>,
 }
@@ -103,10 +106,11 @@ pub enum AuthorizeError {
 const MAX_STATE: usize = 2048;
 /// The longest values stored with a pending request: enough for any relying party, small enough
 /// that anonymous requests cannot fill the store (each pending request lives 10 minutes).
-const MAX_LENGTHS: [(&str, usize); 5] = [
+const MAX_LENGTHS: [(&str, usize); 6] = [
     ("state", MAX_STATE),
     ("nonce", 512),
     ("login_hint", 256),
+    ("connector", 63),
     ("claims", 4096),
     ("id_token_hint", 8192),
 ];
@@ -219,6 +223,7 @@ pub fn validate_resolved(
         prompt,
         max_age,
         login_hint: p.get("login_hint").cloned(),
+        connector: p.get("connector").cloned(),
         id_token_hint_sub,
         claims,
     })
@@ -472,6 +477,11 @@ pub enum Next {
         client: Arc<ClientConfig>,
         started: Started,
         login_hint: Option<String>,
+        /// The connector the request asked for.
+        connector: Option<String>,
+        /// A device's sign-in: the password form only (upstreams send the browser back to an
+        /// authorization).
+        device: bool,
     },
     /// The consent page: the client asks for these scopes (name, description).
     Consent {
@@ -486,6 +496,16 @@ pub enum Next {
     },
     /// The client is no longer served.
     UnknownClient,
+}
+
+/// Back to the client with `error` (an upstream sign-in that failed: `access_denied`).
+pub fn deny(request: AuthorizationRequest, error: OAuthError) -> Next {
+    Next::Error {
+        redirect_uri: request.redirect_uri,
+        state: request.state,
+        error,
+        response_mode: request.response_mode,
+    }
 }
 
 /// Takes a validated request as far as it can go: sign-in, consent, then the code.
@@ -505,9 +525,11 @@ pub async fn proceed(
         error,
         response_mode: request.response_mode,
     };
-    let Some(mut session) =
-        session.filter(|s| progress.just_signed_in || reusable(ctx, &request, s))
-    else {
+    let session = match session {
+        Some(s) if progress.just_signed_in || reusable(ctx, &request, &s).await? => Some(s),
+        _ => None,
+    };
+    let Some(mut session) = session else {
         if prompt("none") {
             return Ok(error(OAuthError::LoginRequired(
                 "the user is not signed in".into(),
@@ -515,6 +537,17 @@ pub async fn proceed(
         }
         return wait_for_user(ctx, client, request, None).await;
     };
+    // allowedGroups: decided before the consent page, which people outside never see.
+    let member = ctx
+        .user(&session.sub)
+        .await?
+        .is_some_and(|u| client.admits(&u));
+    if !member {
+        return Ok(error(OAuthError::AccessDenied(
+            "you are not allowed to use this application (its allowed groups or sign-in methods)"
+                .into(),
+        )));
+    }
     let needs_consent = !progress.consent_given
         && (prompt("consent") || consent_missing(ctx, &client, &session, &request).await?);
     if needs_consent {
@@ -569,9 +602,8 @@ async fn front_channel_tokens(
     code: Option<&(&'static str, String)>,
 ) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let user = ctx
-        .view
-        .users
-        .by_sub(&session.sub)
+        .user(&session.sub)
+        .await?
         .ok_or_else(|| OAuthError::LoginRequired("the user no longer exists".into()))?;
     let response_type = request.response_type;
     Issuance {
@@ -594,9 +626,13 @@ async fn front_channel_tokens(
 }
 
 /// Whether an existing session serves this request without signing in again.
-fn reusable(ctx: &Context<'_>, request: &AuthorizationRequest, session: &Session) -> bool {
+async fn reusable(
+    ctx: &Context<'_>,
+    request: &AuthorizationRequest,
+    session: &Session,
+) -> Result<bool, StoreError> {
     let prompt = |v: &str| request.prompt.iter().any(|p| p == v);
-    !prompt("login")
+    Ok(!prompt("login")
         && !prompt("select_account")
         && request
             .max_age
@@ -605,7 +641,7 @@ fn reusable(ctx: &Context<'_>, request: &AuthorizationRequest, session: &Session
             .id_token_hint_sub
             .as_ref()
             .is_none_or(|h| *h == session.sub)
-        && ctx.view.users.by_sub(&session.sub).is_some()
+        && ctx.user(&session.sub).await?.is_some())
 }
 
 /// Whether the client's consent policy asks the user for these scopes.
@@ -635,8 +671,12 @@ async fn wait_for_user(
     request: AuthorizationRequest,
     sub: Option<String>,
 ) -> Result<Next, StoreError> {
-    let account = sub.as_deref().map(|sub| account(ctx, sub));
+    let account = match sub.as_deref() {
+        Some(sub) => Some(account(ctx, sub).await?),
+        None => None,
+    };
     let login_hint = request.login_hint.clone();
+    let connector = request.connector.clone();
     let scopes = scope_descriptions(ctx, &request.scopes);
     let step = SignInStep::Authorization(Box::new(AuthorizationStep { request, sub }));
     let started = interaction::start(ctx.store, Interaction::Authorization, step).await?;
@@ -653,20 +693,22 @@ async fn wait_for_user(
             client,
             started,
             login_hint,
+            connector,
+            device: false,
         }
     })
 }
 
 /// The scopes with the descriptions the consent page shows.
 /// How the consent page names the signed-in user: name and username, or the username.
-pub fn account(ctx: &Context<'_>, sub: &str) -> String {
-    match ctx.view.users.by_sub(sub) {
+pub async fn account(ctx: &Context<'_>, sub: &str) -> Result<String, StoreError> {
+    Ok(match ctx.user(sub).await? {
         Some(u) => match u.name.as_deref().filter(|n| !n.is_empty()) {
             Some(name) => format!("{name} ({})", u.username),
             None => u.username.clone(),
         },
         None => sub.to_string(),
-    }
+    })
 }
 
 pub fn scope_descriptions(ctx: &Context<'_>, scopes: &[String]) -> Vec<(String, String)> {

@@ -146,7 +146,7 @@ impl RemoteKeys {
     }
 
     /// The keys at `uri`, fetched when not cached, stale, or lacking `kid`.
-    async fn keys(&self, uri: &str, kid: Option<&str>) -> Result<Arc<KeySet>, OAuthError> {
+    pub async fn keys(&self, uri: &str, kid: Option<&str>) -> Result<Arc<KeySet>, OAuthError> {
         let cached = {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();

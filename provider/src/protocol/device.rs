@@ -260,9 +260,10 @@ pub async fn verify(
     let Some(client) = ctx.view.client(&grant.client_id) else {
         return Ok(None);
     };
-    let sub = session
-        .filter(|s| ctx.view.users.by_sub(&s.sub).is_some())
-        .map(|s| s.sub);
+    let sub = match session {
+        Some(s) if ctx.user(&s.sub).await?.is_some() => Some(s.sub),
+        _ => None,
+    };
     let step = DeviceStep {
         user_code: normalize(user_code),
         sub: sub.clone(),
@@ -278,9 +279,11 @@ pub async fn verify(
             client,
             started,
             login_hint: None,
+            connector: None,
+            device: true,
         },
         Some(sub) => Next::Consent {
-            account: super::authorize::account(ctx, &sub),
+            account: super::authorize::account(ctx, &sub).await?,
             scopes: super::authorize::scope_descriptions(ctx, &grant.scopes),
             client,
             started,
@@ -315,7 +318,7 @@ pub async fn signed_in(
     )
     .await?;
     Ok(Next::Consent {
-        account: super::authorize::account(ctx, &session.sub),
+        account: super::authorize::account(ctx, &session.sub).await?,
         scopes: super::authorize::scope_descriptions(ctx, &grant.scopes),
         client,
         started,

@@ -120,6 +120,26 @@ pub async fn resume<T: DeserializeOwned>(
     Ok((csrf_ok && binding_ok).then_some(pending))
 }
 
+/// The binding of a browser cookie, as a pending step keeps it.
+pub fn binding_of(cookie: &str) -> String {
+    binding_hash(cookie)
+}
+
+/// The pending step `id`, if `binding` (from [`binding_of`]) is the one it was started with:
+/// for the callback of an upstream sign-in, whose unguessable single-use `state` stands in for
+/// the form's CSRF token.
+pub async fn resume_bound<T: DeserializeOwned>(
+    store: &Store,
+    kind: Interaction,
+    id: &str,
+    binding: &str,
+) -> Result<Option<Pending<T>>, StoreError> {
+    let Some(pending) = store.get::<Pending<T>>(kind.key(id)).await? else {
+        return Ok(None);
+    };
+    Ok(same(binding, &pending.binding).then_some(pending))
+}
+
 /// Removes a pending step once answered.
 pub async fn finish(store: &Store, kind: Interaction, id: &str) -> Result<(), StoreError> {
     store.delete(kind.key(id)).await

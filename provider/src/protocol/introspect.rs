@@ -44,9 +44,11 @@ pub async fn introspect(
             ..
         } = c;
         // A machine token (its subject is its client) never names a user.
-        let username = (sub != client_id)
-            .then(|| ctx.view.users.by_sub(&sub).map(|u| u.username.clone()))
-            .flatten();
+        let username = if sub == client_id {
+            None
+        } else {
+            ctx.user(&sub).await?.map(|u| u.username.clone())
+        };
         let mut out = json!({
             "active": true, "token_type": "Bearer", "iss": iss, "sub": sub, "aud": aud,
             "exp": exp, "iat": iat, "jti": jti, "client_id": client_id, "scope": scope,

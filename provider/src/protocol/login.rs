@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
-use super::{Context, session::Session};
+use super::{Context, ldap::LdapUpstream, session::Session, upstream_flow::UpstreamError};
 use crate::{
     store::{Key, StoreError},
     users,
 };
 
 const THROTTLE_WINDOW: Duration = Duration::from_secs(900);
+/// The longest a directory sign-in waits for the directory.
+const DIRECTORY_BOUND: Duration = Duration::from_secs(10);
 const MAX_FAILURES_PER_USER: u64 = 5;
 const MAX_FAILURES_PER_IP: u64 = 20;
 
@@ -68,6 +70,8 @@ pub enum SignIn {
     Busy,
     /// Wrong username or password.
     Refused,
+    /// The directory that checks the password cannot be asked.
+    Unreachable,
     SignedIn(Session),
 }
 
@@ -79,14 +83,7 @@ pub async fn sign_in(
     ip: &str,
 ) -> Result<SignIn, StoreError> {
     let store = ctx.store;
-    // Counted before the check, atomically (INCR): guesses sent in parallel cannot all pass
-    // the limit. A success takes its count back.
-    let user_attempts = store
-        .count(Key::UserFailures(username), THROTTLE_WINDOW)
-        .await?;
-    let ip_attempts = store.count(Key::IpFailures(ip), THROTTLE_WINDOW).await?;
-    if user_attempts > MAX_FAILURES_PER_USER || ip_attempts > MAX_FAILURES_PER_IP {
-        tracing::warn!(%username, %ip, "sign-in throttled");
+    if throttled(store, username, ip).await? {
         return Ok(SignIn::Throttled);
     }
     let user = ctx.view.users.by_name(username);
@@ -119,6 +116,62 @@ pub async fn sign_in(
     Ok(SignIn::SignedIn(
         Session::start(store, user.subject(), ctx.now).await?,
     ))
+}
+
+/// Counts an attempt for `user` (a username, scoped to its directory) from `ip`: whether they
+/// are over their limits (then the password is not checked at all). Counted before the check,
+/// atomically (INCR): guesses sent in parallel cannot all pass the limit. A success takes its
+/// count back.
+async fn throttled(store: &crate::store::Store, user: &str, ip: &str) -> Result<bool, StoreError> {
+    let user_attempts = store
+        .count(Key::UserFailures(user), THROTTLE_WINDOW)
+        .await?;
+    let ip_attempts = store.count(Key::IpFailures(ip), THROTTLE_WINDOW).await?;
+    let over = user_attempts > MAX_FAILURES_PER_USER || ip_attempts > MAX_FAILURES_PER_IP;
+    if over {
+        tracing::warn!(%user, %ip, "sign-in throttled");
+    }
+    Ok(over)
+}
+
+/// A sign-in with an LDAP directory's password: throttled like a local one (per directory
+/// and username, and per address); the person kept for `keep_for` on success.
+pub async fn sign_in_directory(
+    ctx: &Context<'_>,
+    directory: &LdapUpstream,
+    username: &str,
+    password: &str,
+    ip: &str,
+    keep_for: Duration,
+) -> Result<SignIn, StoreError> {
+    let store = ctx.store;
+    let user = format!("{}\u{0}{username}", directory.name);
+    if throttled(store, &user, ip).await? {
+        return Ok(SignIn::Throttled);
+    }
+    // Bounded as a whole (connection, searches, binds).
+    let answer = tokio::time::timeout(DIRECTORY_BOUND, directory.sign_in(username, password))
+        .await
+        .unwrap_or_else(|_| Err(UpstreamError::Unreachable("no answer in time".into())));
+    match answer {
+        Ok(None) => Ok(SignIn::Refused),
+        Ok(Some(mut identity)) => {
+            store.delete(Key::UserFailures(&user)).await?;
+            store.uncount(Key::IpFailures(ip)).await?;
+            ctx.remember(&mut identity, keep_for).await?;
+            Ok(SignIn::SignedIn(
+                Session::start(store, identity.user.subject(), ctx.now).await?,
+            ))
+        }
+        Err(UpstreamError::Store(e)) => Err(e),
+        Err(e) => {
+            tracing::warn!(connector = %directory.name, error = %e, "LDAP sign-in failed");
+            // Not the person's failure: it does not count against them.
+            store.uncount(Key::UserFailures(&user)).await?;
+            store.uncount(Key::IpFailures(ip)).await?;
+            Ok(SignIn::Unreachable)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub async fn userinfo(
         .await?
         .ok_or_else(|| OAuthError::InvalidToken("the access token is invalid or expired".into()))?;
     let scopes = split_scopes(&claims.scope);
-    let user = ctx.view.users.by_sub(&claims.sub);
+    let user = ctx.user(&claims.sub).await?;
     let (Some(user), true) = (user, scopes.iter().any(|sc| sc == "openid")) else {
         return Err(OAuthError::InsufficientScope(
             "the token does not carry the openid scope of a user".into(),

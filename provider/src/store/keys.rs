@@ -47,6 +47,10 @@ pub enum Key<'a> {
     InteractionStarts(&'a str),
     /// Clients registered in standalone mode (a map by client ID, kept until deleted).
     RegisteredClients,
+    /// A person an identity connector vouched for, by subject, while their sign-in lasts.
+    Identity(&'a str),
+    /// A sign-in sent to an upstream provider, by its `state`, until the callback.
+    UpstreamState(&'a str),
     /// A client assertion's `jti`, until the assertion expires (replay, RFC 7523 §3).
     ClientAssertion { client_id: &'a str, jti: &'a str },
 }
@@ -77,6 +81,8 @@ impl Key<'_> {
             Key::Registrations(ip) => format!("throttle:register:{ip}"),
             Key::InteractionStarts(ip) => format!("throttle:starts:{ip}"),
             Key::RegisteredClients => "registered-clients".into(),
+            Key::Identity(sub) => format!("identity:{sub}"),
+            Key::UpstreamState(state) => hash_token("upstream-state", state),
             Key::ClientAssertion { client_id, jti } => {
                 hash_token("assertion", &format!("{client_id}\n{jti}"))
             }

@@ -112,7 +112,7 @@ async fn committed_crd_yaml_reads_as_the_rust_types_in_kubectl_and_issues_a_toke
             .map(|c| serde_json::to_value(c).unwrap())
             .collect::<Vec<_>>(),
     );
-    assert_eq!(expected.len(), 5);
+    assert_eq!(expected.len(), 6);
     for dir in ["crds/yaml/", "charts/kube-oidc/crds/"] {
         let read = schemas(&served(&cp, &["-f", dir], None));
         for ((name, want), (got_name, got)) in expected.iter().zip(&read) {

@@ -19,6 +19,7 @@ use kube::{
 use kube_oidc_tests::{control_plane, controlplane::crd_established};
 
 mod chart;
+mod connectors;
 mod examples;
 mod fresh;
 mod kubectl_login;

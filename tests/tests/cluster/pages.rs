@@ -15,7 +15,7 @@ use crate::provider::{field, http};
 
 /// Where screenshots are kept: `$KUBE_OIDC_ARTIFACTS/screenshots` (tests/run sets it under its
 /// cache), else the system's temporary directory.
-fn screenshots_dir() -> PathBuf {
+pub fn screenshots_dir() -> PathBuf {
     let base = std::env::var_os("KUBE_OIDC_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("kube-oidc-artifacts"));
@@ -25,7 +25,7 @@ fn screenshots_dir() -> PathBuf {
 }
 
 /// Renders `html` as a person's browser does and keeps `<name>.png` (and the HTML beside it).
-fn screenshot(dir: &Path, name: &str, html: &str) -> PathBuf {
+pub fn screenshot(dir: &Path, name: &str, html: &str) -> PathBuf {
     let page = dir.join(format!("{name}.html"));
     std::fs::write(&page, html).unwrap();
     let png = dir.join(format!("{name}.png"));

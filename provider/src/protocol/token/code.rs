@@ -94,9 +94,8 @@ pub async fn exchange(
         request.code_verifier.as_deref(),
     )?;
     let user = ctx
-        .view
-        .users
-        .by_sub(&grant.sub)
+        .user(&grant.sub)
+        .await?
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
     let family = random_token();
     if let Some(code) = code {

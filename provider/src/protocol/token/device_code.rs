@@ -40,9 +40,8 @@ pub async fn exchange(
         ));
     };
     let user = ctx
-        .view
-        .users
-        .by_sub(&sub)
+        .user(&sub)
+        .await?
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
     Issuance {
         client,

@@ -90,6 +90,8 @@ pub async fn exchange(
     {
         Some(grant) => {
             check(ctx, client, &grant, request.scope.as_deref()).await?;
+            // Before the token is used up: an upstream outage leaves it valid.
+            ctx.refresh_upstream(&grant.sub).await?;
             let redeemed = Redeemed {
                 at: ctx.now,
                 grant: grant.clone(),
@@ -181,10 +183,14 @@ async fn issue(
 ) -> Result<Value, OAuthError> {
     let scopes = narrowed(&grant, scope)?;
     let user = ctx
-        .view
-        .users
-        .by_sub(&grant.sub)
+        .user(&grant.sub)
+        .await?
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
+    if !client.admits(&user) {
+        return Err(OAuthError::InvalidGrant(
+            "the user is no longer allowed to use this client (its allowed groups)".into(),
+        ));
+    }
     Issuance {
         client,
         user: Some(&user),

@@ -54,6 +54,18 @@ impl Fixture {
     /// A code for alice at `client`, as the authorization endpoint stores it.
     async fn code(&self, client: &str, redirect: &str, challenge: Option<&str>) -> String {
         let sub = self.view.users.by_name("alice").unwrap().subject();
+        self.code_for(&sub, client, redirect, challenge).await
+    }
+
+    /// A code for the person `sub` at `client`.
+    async fn code_for(
+        &self,
+        sub: &str,
+        client: &str,
+        redirect: &str,
+        challenge: Option<&str>,
+    ) -> String {
+        let sub = sub.to_string();
         let grant = CodeGrant {
             client_id: client.into(),
             redirect_uri: redirect.into(),
@@ -531,4 +543,110 @@ async fn refreshing_stops_at_the_policys_maximum_session() {
         e,
         OAuthError::InvalidGrant("the session reached its maximum length; sign in again".into())
     );
+}
+
+/// A person an identity connector vouched for is served like a local user while the store keeps
+/// them: their claims in the ID token, their refresh tokens working; once forgotten (their
+/// sign-in over, or removed upstream), refreshing fails.
+#[tokio::test]
+async fn an_upstream_identity_in_the_store_is_served_like_a_local_user() {
+    use crate::identity::UpstreamIdentity;
+    // (reqwest's TLS needs the process's crypto provider, as main installs it.)
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut f = Fixture::new();
+    // The connector that vouched for carol (its upstream is never called: it gave no refresh
+    // token, so refreshes do not go back to it).
+    let spec: crds::connector::IdentityConnectorSpec = serde_yaml::from_str(
+        "type: oidc\ndisplayName: Corp\noidc:\n  issuer: https://idp.example\n  clientId: k\n  clientSecretRef: {name: s, key: k}\n",
+    )
+    .unwrap();
+    let up = crate::protocol::upstream_flow::OidcUpstream::new(
+        "corp",
+        spec.clone(),
+        spec.oidc.clone().unwrap(),
+        "secret".into(),
+        None,
+    )
+    .unwrap();
+    f.view.upstreams.insert(
+        "corp".into(),
+        std::sync::Arc::new(crate::protocol::connectors::Upstream::Oidc(up)),
+    );
+    let mut user = f.view.users.by_name("bob").unwrap().as_ref().clone();
+    user.username = "carol".into();
+    user.sub = Some("upstream-carol".into());
+    user.email = Some("carol@corp.example".into());
+    user.password_hash = String::new();
+    let mut identity = UpstreamIdentity {
+        connector: "corp".into(),
+        user,
+        upstream_claims: Default::default(),
+        sealed_refresh: None,
+        kept_until: 0,
+    };
+    let ctx = f.ctx();
+    assert!(ctx.user("upstream-carol").await.unwrap().is_none());
+    ctx.remember(&mut identity, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        ctx.user("upstream-carol").await.unwrap().unwrap().username,
+        "carol"
+    );
+    let code = f
+        .code_for(
+            "upstream-carol",
+            "spa",
+            "https://spa.example/cb",
+            Some(CHALLENGE),
+        )
+        .await;
+    let tokens = f.redeem(&code, Some(VERIFIER)).await.unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            id_token.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "upstream-carol");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let refreshed = f.refresh(refresh, None).await.unwrap();
+    f.store
+        .delete(crate::store::Key::Identity("upstream-carol"))
+        .await
+        .unwrap();
+    let gone = f
+        .refresh(refreshed["refresh_token"].as_str().unwrap(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), "invalid_grant");
+}
+
+/// allowedGroups: a refresh for someone outside the client's groups is refused (as a removal
+/// from the group upstream would make it), for a member it works.
+#[tokio::test]
+async fn a_refresh_outside_the_clients_allowed_groups_is_refused() {
+    let mut f = Fixture::new();
+    let mut spa = f.view.client("spa").unwrap().as_ref().clone();
+    spa.allowed_groups = vec!["admins".into()];
+    f.view
+        .clients
+        .insert("spa".into(), std::sync::Arc::new(spa));
+    for (user, admitted) in [("alice", true), ("bob", false)] {
+        let sub = f.view.users.by_name(user).unwrap().subject();
+        let code = f
+            .code_for(&sub, "spa", "https://spa.example/cb", Some(CHALLENGE))
+            .await;
+        let tokens = f.redeem(&code, Some(VERIFIER)).await.unwrap();
+        let refreshed = f
+            .refresh(tokens["refresh_token"].as_str().unwrap(), None)
+            .await;
+        match admitted {
+            true => assert!(refreshed.is_ok(), "{user}: {refreshed:?}"),
+            false => assert_eq!(refreshed.unwrap_err().code(), "invalid_grant", "{user}"),
+        }
+    }
 }

@@ -1,0 +1,245 @@
+//! Sign-in through an upstream identity provider: the sign-in page's connector button (POST
+//! /login with `connector`) sends the browser there; `/callback/{connector}` comes back.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, header},
+    response::Response,
+};
+
+use super::{
+    Shared,
+    authorize::respond,
+    extract::{BINDING_COOKIE, SESSION_COOKIE, cookie, set_cookie},
+    respond::{Redirect, bad_request_page, expired_request, unavailable_page},
+};
+use crate::{
+    protocol::{
+        OAuthError,
+        authorize::{self, Progress},
+        interaction::{self, Interaction, Pending, SignInStep},
+        params::same,
+        session::{SESSION_TTL, Session},
+        upstream,
+        upstream_flow::{UpstreamError, UpstreamState},
+    },
+    store::{Key, StoreError},
+};
+
+/// The redirect URI kube-oidc registers at the upstream for connector `name`.
+pub fn redirect_uri(issuer: &str, name: &str) -> String {
+    format!("{issuer}/callback/{name}")
+}
+
+/// The sign-in page's button for connector `name`: to the upstream.
+pub async fn start(
+    s: &Shared,
+    name: &str,
+    pending_id: &str,
+    pending: &Pending<SignInStep>,
+) -> Result<Response, StoreError> {
+    let view = s.view.load_full();
+    let offered = match &pending.step {
+        SignInStep::Authorization(a) => view
+            .client(&a.request.client_id)
+            .is_some_and(|c| c.offers_connector(name)),
+        // Upstreams come back to an authorization, not a device's sign-in.
+        SignInStep::Device(_) => false,
+    };
+    let Some(up) = view.upstreams.get(name).cloned().filter(|_| offered) else {
+        return Ok(bad_request_page(
+            "Unknown sign-in method",
+            "This way of signing in is not offered.",
+        ));
+    };
+    let Some(up) = up.oidc() else {
+        return Ok(bad_request_page(
+            "Unknown sign-in method",
+            "This directory signs in with the password form.",
+        ));
+    };
+    let ctx = s.context(&view);
+    match up
+        .start(
+            &ctx,
+            pending_id,
+            &pending.binding,
+            &redirect_uri(&view.issuer, name),
+        )
+        .await
+    {
+        Ok(url) => Ok(axum::response::Redirect::to(&url).into_response_see_other()),
+        Err(UpstreamError::Store(e)) => Err(e),
+        Err(e) => {
+            tracing::warn!(connector = name, error = %e, "upstream sign-in not started");
+            Ok(bad_request_page(
+                "Sign-in is unavailable",
+                "The identity provider cannot be reached. Try again in a moment.",
+            ))
+        }
+    }
+}
+
+/// `/connector/{connector}?request=<id>`: straight to an upstream, the sign-in page skipped (the
+/// only way to sign in, or the one the authorization request named), for the browser the
+/// pending sign-in is bound to.
+pub async fn straight(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let result: Result<Response, StoreError> = async {
+        let id = q.get("request").map(String::as_str).unwrap_or_default();
+        let binding = cookie(&headers, BINDING_COOKIE)
+            .map(|c| interaction::binding_of(&c))
+            .unwrap_or_default();
+        let Some(pending) = interaction::resume_bound::<SignInStep>(
+            &s.store,
+            Interaction::Authorization,
+            id,
+            &binding,
+        )
+        .await?
+        else {
+            return Ok(expired_request());
+        };
+        start(&s, &name, id, &pending).await
+    }
+    .await;
+    result.unwrap_or_else(|e| unavailable_page(&e))
+}
+
+trait SeeOther {
+    fn into_response_see_other(self) -> Response;
+}
+
+impl SeeOther for axum::response::Redirect {
+    fn into_response_see_other(self) -> Response {
+        use axum::response::IntoResponse;
+        let mut r = self.into_response();
+        *r.status_mut() = axum::http::StatusCode::SEE_OTHER;
+        r
+    }
+}
+
+/// `/callback/{connector}`: the upstream's answer, for the browser that started the sign-in.
+pub async fn callback(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let view = s.view.load_full();
+    let result: Result<Response, StoreError> = async {
+        let ctx = s.context(&view);
+        let Some(state) = q.get("state") else {
+            return Ok(bad_request_page(
+                "This sign-in is not valid",
+                "The answer names no sign-in.",
+            ));
+        };
+        let Some((pending_id, secret)) = UpstreamState::parse(state) else {
+            return Ok(expired_request());
+        };
+        // Single use: taken, whatever happens next.
+        let Some(saved) = ctx
+            .store
+            .take::<UpstreamState>(Key::UpstreamState(pending_id))
+            .await?
+        else {
+            return Ok(expired_request());
+        };
+        let binding = cookie(&headers, BINDING_COOKIE)
+            .map(|c| interaction::binding_of(&c))
+            .unwrap_or_default();
+        if !same(secret, &saved.secret) || saved.connector != name || binding != saved.binding {
+            return Ok(expired_request());
+        }
+        let Some(pending) = interaction::resume_bound::<SignInStep>(
+            ctx.store,
+            Interaction::Authorization,
+            &saved.pending,
+            &binding,
+        )
+        .await?
+        else {
+            return Ok(expired_request());
+        };
+        let SignInStep::Authorization(step) = pending.step else {
+            return Ok(bad_request_page(
+                "This sign-in is not valid",
+                "Devices sign in with the password form.",
+            ));
+        };
+        let request = step.request;
+        let Some(entry) = view.upstreams.get(&name).cloned() else {
+            return Ok(expired_request());
+        };
+        let Some(up) = entry.oidc() else {
+            return Ok(expired_request());
+        };
+        let refuse = |why: &str| {
+            tracing::warn!(connector = %name, why, "upstream sign-in refused");
+            authorize::deny(
+                request.clone(),
+                OAuthError::AccessDenied(format!(
+                    "the identity provider {} did not sign you in",
+                    up.spec.display_name
+                )),
+            )
+        };
+        let next = if let Some(error) = q.get("error") {
+            refuse(error)
+        } else {
+            let code = q.get("code").map(String::as_str).unwrap_or_default();
+            match up
+                .finish(&saved, code, &redirect_uri(&view.issuer, &name))
+                .await
+            {
+                Err(UpstreamError::Store(e)) => return Err(e),
+                Err(e) => refuse(&e.to_string()),
+                Ok((claims, refresh)) => {
+                    match upstream::identity(&name, &up.spec, &up.settings, &claims) {
+                        Err(e) => refuse(&e.to_string()),
+                        Ok(mut identity) => {
+                            identity.seal_refresh(&ctx, refresh.as_deref());
+                            // Kept as long as the client's refresh tokens may ask for it.
+                            let ttl = view
+                                .client(&request.client_id)
+                                .map_or(SESSION_TTL, |c| c.refresh_token_ttl.max(SESSION_TTL));
+                            ctx.remember(&mut identity, ttl).await?;
+                            let session =
+                                Session::start(ctx.store, identity.user.subject(), ctx.now).await?;
+                            interaction::finish(
+                                ctx.store,
+                                Interaction::Authorization,
+                                &saved.pending,
+                            )
+                            .await?;
+                            let progress = Progress {
+                                just_signed_in: true,
+                                consent_given: false,
+                            };
+                            let next =
+                                authorize::proceed(&ctx, request, Some(session.clone()), progress)
+                                    .await?;
+                            let mut res = respond(&view, next, Redirect::SeeOther);
+                            res.headers_mut().append(
+                                header::SET_COOKIE,
+                                set_cookie(&view, SESSION_COOKIE, &session.id, SESSION_TTL),
+                            );
+                            return Ok(res);
+                        }
+                    }
+                }
+            }
+        };
+        interaction::finish(ctx.store, Interaction::Authorization, &saved.pending).await?;
+        Ok(respond(&view, next, Redirect::SeeOther))
+    }
+    .await;
+    result.unwrap_or_else(|e| unavailable_page(&e))
+}
