@@ -150,19 +150,27 @@ access to * by dn.exact=\"{READER_DN}\" read by * none
         self.run();
     }
 
+    /// An ldap-utils `tool` bound as the directory's admin, over plain LDAP on loopback (the
+    /// test's own access; connectors use TLS).
+    fn as_admin(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(tool);
+        cmd.args([
+            "-x",
+            "-H",
+            &self.ldap_url,
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PASSWORD,
+        ]);
+        cmd
+    }
+
     /// Runs `tool` (ldapadd, ldapmodify, ldapdelete) as the directory's admin with `input`.
     pub fn modify(&self, tool: &str, input: &str) {
         use std::io::Write;
-        let mut child = Command::new(tool)
-            .args([
-                "-x",
-                "-H",
-                &self.ldap_url,
-                "-D",
-                ADMIN_DN,
-                "-w",
-                ADMIN_PASSWORD,
-            ])
+        let mut child = self
+            .as_admin(tool)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -184,17 +192,9 @@ access to * by dn.exact=\"{READER_DN}\" read by * none
 
     /// The `entryUUID` of person `uid` (what a connector's subject is made from by default).
     pub fn entry_uuid(&self, uid: &str) -> String {
-        let out = Command::new("ldapsearch")
-            .args([
-                "-x",
-                "-LLL",
-                "-H",
-                &self.ldap_url,
-                "-D",
-                ADMIN_DN,
-                "-w",
-                ADMIN_PASSWORD,
-            ])
+        let out = self
+            .as_admin("ldapsearch")
+            .arg("-LLL")
             .args([
                 "-b",
                 &format!("ou=people,{BASE}"),

@@ -136,16 +136,7 @@ impl OidcUpstream {
         }
         let issuer = self.settings.issuer.trim_end_matches('/');
         let url = format!("{issuer}/.well-known/openid-configuration");
-        let m: Metadata = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| UpstreamError::Invalid(format!("discovery: {e}")))?;
+        let m: Metadata = self.get_json(self.http.get(&url), "discovery").await?;
         if m.issuer.trim_end_matches('/') != issuer {
             return Err(UpstreamError::Invalid(format!(
                 "discovery names the issuer {}",
@@ -314,6 +305,23 @@ impl OidcUpstream {
         Ok(body)
     }
 
+    /// The JSON document a GET answers: `Unreachable` without a successful answer, `Invalid`
+    /// when it is not the document (`what`) expected.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, UpstreamError> {
+        request
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Invalid(format!("{what}: {e}")))
+    }
+
     /// Userinfo's claims under those of the ID token, when the connector reads userinfo.
     async fn merge_userinfo(
         &self,
@@ -329,16 +337,11 @@ impl OidcUpstream {
             return Ok(());
         };
         let info: Map<String, Value> = self
-            .http
-            .get(endpoint)
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| UpstreamError::Invalid(format!("userinfo: {e}")))?;
+            .get_json(
+                self.http.get(endpoint).bearer_auth(access_token),
+                "userinfo",
+            )
+            .await?;
         // OpenID Connect Core §5.3.2: userinfo about another subject is not used.
         if info.get("sub") != claims.get("sub") {
             return Err(UpstreamError::Invalid("userinfo names another sub".into()));

@@ -321,33 +321,15 @@ async fn sign_in_through(
     let to_upstream = towards_upstream(browser, issuer, authorize, connector).await;
     let callback = upstream_sign_in(browser, &to_upstream, user).await;
     let r = browser.get(&callback).send().await.unwrap();
-    let r = if r.status() == 200 {
-        let html = r.text().await.unwrap();
-        assert!(
-            html.contains("Upstream"),
-            "our consent page, naming them: {html}"
-        );
-        browser
-            .post(format!("{issuer}/consent"))
-            .form(&[
-                ("request", crate::provider::field(&html, "request")),
-                ("csrf", crate::provider::field(&html, "csrf")),
-                ("decision", "approve".to_string()),
-            ])
-            .send()
-            .await
-            .unwrap()
-    } else {
-        r
-    };
-    assert_eq!(r.status(), 303);
-    r.headers()["location"].to_str().unwrap().to_string()
+    // Our consent page names them as the upstream does ("... Upstream").
+    through_consent(browser, issuer, r, "Upstream").await
 }
 
-/// The code of a redirect to the demo client, redeemed.
+/// The code of a redirect to `client`, redeemed.
 async fn redeem(
     c: &reqwest::Client,
     issuer: &str,
+    client: &str,
     back: &str,
     verifier: &str,
 ) -> serde_json::Value {
@@ -367,7 +349,7 @@ async fn redeem(
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", "http://127.0.0.1:8000/callback"),
-            ("client_id", "demo"),
+            ("client_id", client),
             ("code_verifier", verifier),
         ])
         .send()
@@ -380,12 +362,22 @@ async fn redeem(
 
 /// The demo client's refresh: the status and the answer.
 async fn refresh(c: &reqwest::Client, issuer: &str, token: &str) -> (u16, serde_json::Value) {
+    refresh_for(c, issuer, "demo", token).await
+}
+
+/// A refresh by public client `client`: the status and the answer.
+async fn refresh_for(
+    c: &reqwest::Client,
+    issuer: &str,
+    client: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
     let r = c
         .post(format!("{issuer}/token"))
         .form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", token),
-            ("client_id", "demo"),
+            ("client_id", client),
         ])
         .send()
         .await
@@ -464,7 +456,7 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     assert!(r.status().is_redirection());
     let browser = crate::provider::http();
     let back = sign_in_through(&browser, &issuer, &authorize, "corp", "carol").await;
-    let tokens = redeem(&browser, &issuer, &back, &verifier).await;
+    let tokens = redeem(&browser, &issuer, "demo", &back, &verifier).await;
     let claims =
         crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
     assert_eq!(claims["sub"], scoped_subject("corp", "carol").as_str());
@@ -536,7 +528,7 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     // dave signs in; then the upstream goes down.
     let browser = crate::provider::http();
     let back = sign_in_through(&browser, &issuer, &authorize, "corp", "dave").await;
-    let dave = redeem(&browser, &issuer, &back, &verifier).await;
+    let dave = redeem(&browser, &issuer, "demo", &back, &verifier).await;
     let dave_refresh = dave["refresh_token"].as_str().unwrap().to_string();
     // Another browser of dave's is at the upstream, about to come back, when it goes down.
     let other = crate::provider::http();
@@ -580,7 +572,7 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     );
     let browser = crate::provider::http();
     let back = sign_in_through(&browser, &issuer, &authorize, "corp", "carol").await;
-    let tokens = redeem(&browser, &issuer, &back, &verifier).await;
+    let tokens = redeem(&browser, &issuer, "demo", &back, &verifier).await;
     let claims =
         crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
     assert_eq!(claims["sub"], scoped_subject("corp", "carol").as_str());
@@ -610,10 +602,20 @@ async fn password_sign_in(
         .unwrap()
 }
 
-/// After a sign-in: our consent page approved when shown; where the browser goes then.
-async fn through_consent(browser: &reqwest::Client, issuer: &str, r: reqwest::Response) -> String {
+/// After a sign-in: our consent page (which must show `shows`) approved when shown; where the
+/// browser goes then.
+async fn through_consent(
+    browser: &reqwest::Client,
+    issuer: &str,
+    r: reqwest::Response,
+    shows: &str,
+) -> String {
     let r = if r.status() == 200 {
         let html = r.text().await.unwrap();
+        assert!(
+            html.contains(shows),
+            "our consent page, showing {shows}: {html}"
+        );
         browser
             .post(format!("{issuer}/consent"))
             .form(&[
@@ -752,7 +754,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     // The local users still sign in (alice, examples/local).
     let local = password_sign_in(&browser, &issuer, &sign_in, "", "alice", "demo-password").await;
     assert!(
-        through_consent(&browser, &issuer, local)
+        through_consent(&browser, &issuer, local, "")
             .await
             .contains("code=")
     );
@@ -764,8 +766,8 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         let browser = crate::provider::http();
         let sign_in = page(browser.clone(), authorize("demo")).await;
         let r = password_sign_in(&browser, &issuer, &sign_in, name, "erin", "erin-password").await;
-        let back = through_consent(&browser, &issuer, r).await;
-        let tokens = redeem(&browser, &issuer, &back, &verifier).await;
+        let back = through_consent(&browser, &issuer, r, "").await;
+        let tokens = redeem(&browser, &issuer, "demo", &back, &verifier).await;
         let claims =
             crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
         assert_eq!(
@@ -801,50 +803,15 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         "erin-password",
     )
     .await;
-    let back = through_consent(&browser, &issuer, r).await;
-    let code = reqwest::Url::parse(&back)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap_or_else(|| panic!("{back}"))
-        .1
-        .to_string();
-    let devs: serde_json::Value = browser
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:8000/callback"),
-            ("client_id", "devs"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let refresh_devs = |token: String| {
-        let browser = browser.clone();
-        let issuer = issuer.clone();
-        async move {
-            let r = browser
-                .post(format!("{issuer}/token"))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", token.as_str()),
-                    ("client_id", "devs"),
-                ])
-                .send()
-                .await
-                .unwrap();
-            (
-                r.status().as_u16(),
-                r.json::<serde_json::Value>().await.unwrap(),
-            )
-        }
-    };
-    let (status, devs) = refresh_devs(devs["refresh_token"].as_str().unwrap().into()).await;
+    let back = through_consent(&browser, &issuer, r, "").await;
+    let devs = redeem(&browser, &issuer, "devs", &back, &verifier).await;
+    let (status, devs) = refresh_for(
+        &browser,
+        &issuer,
+        "devs",
+        devs["refresh_token"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "{devs}");
     // frank (finance) is refused by the devs client after signing in, without consent.
     let browser = crate::provider::http();
@@ -868,7 +835,13 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         "ldapmodify",
         &format!("dn: cn=dev,ou=groups,{BASE}\nchangetype: modify\ndelete: member\nmember: uid=erin,ou=people,{BASE}\n-\nadd: member\nmember: uid=frank,ou=people,{BASE}\n"),
     );
-    let (status, out) = refresh_devs(devs["refresh_token"].as_str().unwrap().into()).await;
+    let (status, out) = refresh_for(
+        &browser,
+        &issuer,
+        "devs",
+        devs["refresh_token"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(
         (status, out["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -1028,30 +1001,8 @@ async fn in_a_cluster_an_ldap_connector_is_checked_and_served_without_a_restart(
         "erin-password",
     )
     .await;
-    let back = through_consent(&browser, &issuer, r).await;
-    assert!(back.contains("code="), "{back}");
-    let code = reqwest::Url::parse(&back)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .to_string();
-    let tokens: serde_json::Value = browser
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:8000/callback"),
-            ("client_id", "app"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let back = through_consent(&browser, &issuer, r, "").await;
+    let tokens = redeem(&browser, &issuer, "app", &back, &verifier).await;
     let claims =
         crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "app").await;
     assert_eq!(
