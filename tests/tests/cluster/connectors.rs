@@ -578,6 +578,13 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     assert_eq!(claims["sub"], scoped_subject("corp", "carol").as_str());
 }
 
+/// A new browser, and the page it gets at `url`.
+async fn fresh_page(url: String) -> (reqwest::Client, String) {
+    let browser = crate::provider::http();
+    let page = browser.get(url).send().await.unwrap().text().await.unwrap();
+    (browser, page)
+}
+
 /// A sign-in with the password form of `page` (the sign-in page of a pending authorization):
 /// the status and the page or redirect that answers.
 async fn password_sign_in(
@@ -702,13 +709,9 @@ async fn standalone_sign_in_with_an_ldap_directory() {
             "{issuer}/authorize?client_id={client}&response_type=code&redirect_uri=http://127.0.0.1:8000/callback&scope=openid%20groups%20offline_access&prompt=consent&state=st&code_challenge={challenge}&code_challenge_method=S256"
         )
     };
-    let page = |browser: reqwest::Client, url: String| async move {
-        browser.get(url).send().await.unwrap().text().await.unwrap()
-    };
 
     let shots = crate::pages::screenshots_dir();
-    let browser = crate::provider::http();
-    let sign_in = page(browser.clone(), authorize("demo")).await;
+    let (browser, sign_in) = fresh_page(authorize("demo")).await;
     crate::pages::screenshot(&shots, "connectors-1-sign-in", &sign_in);
     assert!(sign_in.contains("Sign in with Partner"), "{sign_in}");
     for offered in [
@@ -763,8 +766,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     let mut subjects = Vec::new();
     let mut erin_tokens = Vec::new();
     for name in ["directory", "directory-starttls"] {
-        let browser = crate::provider::http();
-        let sign_in = page(browser.clone(), authorize("demo")).await;
+        let (browser, sign_in) = fresh_page(authorize("demo")).await;
         let r = password_sign_in(&browser, &issuer, &sign_in, name, "erin", "erin-password").await;
         let back = through_consent(&browser, &issuer, r, "").await;
         let tokens = redeem(&browser, &issuer, "demo", &back, &verifier).await;
@@ -785,8 +787,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     assert_ne!(subjects[0], subjects[1], "one subject per connector");
 
     // The devs client: only the LDAPS directory is offered, only ldap:dev may use it.
-    let browser = crate::provider::http();
-    let devs_page = page(browser.clone(), authorize("devs")).await;
+    let (browser, devs_page) = fresh_page(authorize("devs")).await;
     assert!(
         !devs_page.contains("StartTLS")
             && !devs_page.contains("Local account")
@@ -814,8 +815,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     .await;
     assert_eq!(status, 200, "{devs}");
     // frank (finance) is refused by the devs client after signing in, without consent.
-    let browser = crate::provider::http();
-    let devs_page = page(browser.clone(), authorize("devs")).await;
+    let (browser, devs_page) = fresh_page(authorize("devs")).await;
     let r = password_sign_in(
         &browser,
         &issuer,
@@ -876,8 +876,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         Some("temporarily_unavailable"),
         "{status} {down}"
     );
-    let browser = crate::provider::http();
-    let sign_in = page(browser.clone(), authorize("demo")).await;
+    let (browser, sign_in) = fresh_page(authorize("demo")).await;
     let r = password_sign_in(
         &browser,
         &issuer,
