@@ -119,13 +119,9 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             started,
             login_hint,
             connector,
-            device,
         } => {
-            let mut options = pages::SignInOptions::of(view, &client, connector.as_deref());
-            if device {
-                // Upstreams come back to an authorization, not a device's sign-in.
-                options.upstreams.clear();
-            } else if let Some(name) = options.straight_to(connector.as_deref()) {
+            let options = pages::SignInOptions::of(view, &client, connector.as_deref());
+            if let Some(name) = options.straight_to(connector.as_deref()) {
                 // Straight to the only (or the chosen) upstream, this browser bound to the
                 // sign-in as the page would have bound it.
                 let to = format!("{}/connector/{name}?request={}", view.issuer, started.id);
@@ -168,6 +164,11 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
             StatusCode::BAD_REQUEST,
             "Unknown application",
             "The application is no longer registered.",
+        ),
+        Next::NotAllowed => error_page(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            "You are not allowed to use this application.",
         ),
     }
 }

@@ -47,17 +47,10 @@ pub async fn login(
             return Ok(expired_request());
         };
         let id = form.field("request").unwrap_or_default();
-        let device = matches!(pending.step, SignInStep::Device(_));
-        if let Some(connector) = form.field("connector")
-            && !device
-            && client.offers_connector(connector)
-        {
+        if let Some(connector) = form.field("connector") {
             return super::upstream::start(&s, connector, id, &pending).await;
         }
-        let mut options = pages::SignInOptions::of(&view, &client, form.field("directory"));
-        if device {
-            options.upstreams.clear();
-        }
+        let options = pages::SignInOptions::of(&view, &client, form.field("directory"));
         let username = form.field("username").unwrap_or_default();
         let password = form.field("password").unwrap_or_default().to_string();
         let again = |status: StatusCode, message: &str| {

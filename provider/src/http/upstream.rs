@@ -19,6 +19,7 @@ use crate::{
     protocol::{
         OAuthError,
         authorize::{self, Progress},
+        device,
         interaction::{self, Interaction, Pending, SignInStep},
         params::same,
         session::{SESSION_TTL, Session},
@@ -41,13 +42,14 @@ pub async fn start(
     pending: &Pending<SignInStep>,
 ) -> Result<Response, StoreError> {
     let view = s.view.load_full();
-    let offered = match &pending.step {
-        SignInStep::Authorization(a) => view
-            .client(&a.request.client_id)
-            .is_some_and(|c| c.offers_connector(name)),
-        // Upstreams come back to an authorization, not a device's sign-in.
-        SignInStep::Device(_) => false,
+    let ctx = s.context(&view);
+    let client_id = match &pending.step {
+        SignInStep::Authorization(a) => Some(a.request.client_id.clone()),
+        SignInStep::Device(d) => device::client_id(&ctx, &d.user_code).await?,
     };
+    let offered = client_id
+        .and_then(|id| view.client(&id))
+        .is_some_and(|c| c.offers_connector(name));
     let Some(up) = view.upstreams.get(name).cloned().filter(|_| offered) else {
         return Ok(bad_request_page(
             "Unknown sign-in method",
@@ -60,7 +62,6 @@ pub async fn start(
             "This directory signs in with the password form.",
         ));
     };
-    let ctx = s.context(&view);
     match up
         .start(
             &ctx,
@@ -168,31 +169,15 @@ pub async fn callback(
         else {
             return Ok(expired_request());
         };
-        let SignInStep::Authorization(step) = pending.step else {
-            return Ok(bad_request_page(
-                "This sign-in is not valid",
-                "Devices sign in with the password form.",
-            ));
-        };
-        let request = step.request;
         let Some(entry) = view.upstreams.get(&name).cloned() else {
             return Ok(expired_request());
         };
         let Some(up) = entry.oidc() else {
             return Ok(expired_request());
         };
-        let refuse = |why: &str| {
-            tracing::warn!(connector = %name, why, "upstream sign-in refused");
-            authorize::deny(
-                request.clone(),
-                OAuthError::AccessDenied(format!(
-                    "the identity provider {} did not sign you in",
-                    up.spec.display_name
-                )),
-            )
-        };
-        let next = if let Some(error) = q.get("error") {
-            refuse(error)
+        // Who the upstream vouches for, or why not.
+        let vouched: Result<_, String> = if let Some(error) = q.get("error") {
+            Err(error.clone())
         } else {
             let code = q.get("code").map(String::as_str).unwrap_or_default();
             match up
@@ -200,45 +185,61 @@ pub async fn callback(
                 .await
             {
                 Err(UpstreamError::Store(e)) => return Err(e),
-                Err(e) => refuse(&e.to_string()),
-                Ok((claims, refresh)) => {
-                    match upstream::identity(&name, &up.spec, &up.settings, &claims) {
-                        Err(e) => refuse(&e.to_string()),
-                        Ok(mut identity) => {
-                            identity.seal_refresh(&ctx, refresh.as_deref());
-                            // Kept as long as the client's refresh tokens may ask for it.
-                            let ttl = view
-                                .client(&request.client_id)
-                                .map_or(SESSION_TTL, |c| c.refresh_token_ttl.max(SESSION_TTL));
-                            ctx.remember(&mut identity, ttl).await?;
-                            let session =
-                                Session::start(ctx.store, identity.user.subject(), ctx.now).await?;
-                            interaction::finish(
-                                ctx.store,
-                                Interaction::Authorization,
-                                &saved.pending,
-                            )
-                            .await?;
-                            let progress = Progress {
-                                just_signed_in: true,
-                                consent_given: false,
-                            };
-                            let next =
-                                authorize::proceed(&ctx, request, Some(session.clone()), progress)
-                                    .await?;
-                            let mut res = respond(&view, next, Redirect::SeeOther);
-                            res.headers_mut().append(
-                                header::SET_COOKIE,
-                                set_cookie(&view, SESSION_COOKIE, &session.id, SESSION_TTL),
-                            );
-                            return Ok(res);
-                        }
-                    }
-                }
+                Err(e) => Err(e.to_string()),
+                Ok((claims, refresh)) => upstream::identity(&name, &up.spec, &up.settings, &claims)
+                    .map(|identity| (identity, refresh))
+                    .map_err(|e| e.to_string()),
             }
         };
         interaction::finish(ctx.store, Interaction::Authorization, &saved.pending).await?;
-        Ok(respond(&view, next, Redirect::SeeOther))
+        let (mut identity, refresh) = match vouched {
+            Ok(ok) => ok,
+            Err(why) => {
+                tracing::warn!(connector = %name, why, "upstream sign-in refused");
+                let refused = OAuthError::AccessDenied(format!(
+                    "the identity provider {} did not sign you in",
+                    up.spec.display_name
+                ));
+                return Ok(match pending.step {
+                    SignInStep::Authorization(a) => respond(
+                        &view,
+                        authorize::deny(a.request, refused),
+                        Redirect::SeeOther,
+                    ),
+                    SignInStep::Device(_) => bad_request_page(
+                        "Sign-in failed",
+                        "The identity provider did not sign you in. Start again on your device.",
+                    ),
+                });
+            }
+        };
+        // Kept as long as the client's refresh tokens may ask for it.
+        let client_id = match &pending.step {
+            SignInStep::Authorization(a) => Some(a.request.client_id.clone()),
+            SignInStep::Device(d) => device::client_id(&ctx, &d.user_code).await?,
+        };
+        let ttl = client_id
+            .and_then(|id| view.client(&id))
+            .map_or(SESSION_TTL, |c| c.refresh_token_ttl.max(SESSION_TTL));
+        identity.seal_refresh(&ctx, refresh.as_deref());
+        ctx.remember(&mut identity, ttl).await?;
+        let session = Session::start(ctx.store, identity.user.subject(), ctx.now).await?;
+        let next = match pending.step {
+            SignInStep::Authorization(a) => {
+                let progress = Progress {
+                    just_signed_in: true,
+                    consent_given: false,
+                };
+                authorize::proceed(&ctx, a.request, Some(session.clone()), progress).await?
+            }
+            SignInStep::Device(d) => device::signed_in(&ctx, d, &session).await?,
+        };
+        let mut res = respond(&view, next, Redirect::SeeOther);
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&view, SESSION_COOKIE, &session.id, SESSION_TTL),
+        );
+        Ok(res)
     }
     .await;
     result.unwrap_or_else(|e| unavailable_page(&e))

@@ -479,9 +479,6 @@ pub enum Next {
         login_hint: Option<String>,
         /// The connector the request asked for.
         connector: Option<String>,
-        /// A device's sign-in: the password form only (upstreams send the browser back to an
-        /// authorization).
-        device: bool,
     },
     /// The consent page: the client asks for these scopes (name, description).
     Consent {
@@ -496,6 +493,9 @@ pub enum Next {
     },
     /// The client is no longer served.
     UnknownClient,
+    /// The person may not use the client (its allowedGroups or allowedConnectors) and there is
+    /// no redirect to tell it (a device's sign-in).
+    NotAllowed,
 }
 
 /// Back to the client with `error` (an upstream sign-in that failed: `access_denied`).
@@ -694,7 +694,6 @@ async fn wait_for_user(
             started,
             login_hint,
             connector,
-            device: false,
         }
     })
 }

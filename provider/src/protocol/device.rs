@@ -280,7 +280,6 @@ pub async fn verify(
             started,
             login_hint: None,
             connector: None,
-            device: true,
         },
         Some(sub) => Next::Consent {
             account: super::authorize::account(ctx, &sub).await?,
@@ -306,6 +305,16 @@ pub async fn signed_in(
     else {
         return Ok(Next::UnknownClient);
     };
+    // allowedGroups / allowedConnectors: decided before the consent page, which people outside
+    // never see; the device is told access_denied.
+    if !ctx
+        .user(&session.sub)
+        .await?
+        .is_some_and(|u| client.admits(&u))
+    {
+        decide(ctx, &step.user_code, session, false).await?;
+        return Ok(Next::NotAllowed);
+    }
     let shown = display(&step.user_code);
     let step = DeviceStep {
         sub: Some(session.sub.clone()),

@@ -481,6 +481,74 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         "{claims}"
     );
 
+    // A device (RFC 8628) signs carol in through the upstream too: the device page goes
+    // straight there, and back to our consent page for the device.
+    let device: serde_json::Value = browser
+        .post(format!("{issuer}/device_authorization"))
+        .form(&[("client_id", "demo"), ("scope", "openid groups")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let phone = crate::provider::http();
+    let r = phone
+        .get(format!(
+            "{issuer}/device?user_code={}",
+            device["user_code"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let callback = upstream_sign_in(&phone, &to, "carol").await;
+    let consent = phone
+        .get(&callback)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let done = phone
+        .post(format!("{issuer}/consent"))
+        .form(&[
+            ("request", crate::provider::field(&consent, "request")),
+            ("csrf", crate::provider::field(&consent, "csrf")),
+            ("decision", "approve".to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(done.contains("Device signed in"), "{done}");
+    let device_tokens: serde_json::Value = browser
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device["device_code"].as_str().unwrap()),
+            ("client_id", "demo"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let on_device = crate::provider::verify(
+        &issuer,
+        device_tokens["id_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{device_tokens}")),
+        "demo",
+    )
+    .await;
+    assert_eq!(on_device["sub"], claims["sub"]);
+
     // allowedGroups: carol (corp:dev, corp:ops) is signed in, but not in corp:finance; the
     // client hears access_denied, and no consent page is shown to her.
     let r = browser
@@ -695,7 +763,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     std::fs::write(
         folder.join("connectors.yaml"),
         format!(
-            "{ldaps}---\n{start_tls}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: local}}\nspec: {{type: local, displayName: Local accounts}}\n---\n{partner}---\n{}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: devs, namespace: default}}\nspec:\n  clientId: devs\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  grantTypes: [authorization_code, refresh_token]\n  scopes: [openid, groups, offline_access]\n  allowedGroups: [\"ldap:dev\"]\n  allowedConnectors: [directory]\n",
+            "{ldaps}---\n{start_tls}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {{name: local}}\nspec: {{type: local, displayName: Local accounts}}\n---\n{partner}---\n{}---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: devs, namespace: default}}\nspec:\n  clientId: devs\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  grantTypes: [authorization_code, refresh_token, \"urn:ietf:params:oauth:grant-type:device_code\"]\n  scopes: [openid, groups, offline_access]\n  allowedGroups: [\"ldap:dev\"]\n  allowedConnectors: [directory]\n",
             ldap_secrets(&directory.ca_pem),
         ),
     )
@@ -828,6 +896,51 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     assert_eq!(r.status(), 303);
     let denied = r.headers()["location"].to_str().unwrap();
     assert!(denied.contains("error=access_denied"), "{denied}");
+    // ... and on a device: a page says so (no consent page), and the device hears
+    // access_denied.
+    let device: serde_json::Value = browser
+        .post(format!("{issuer}/device_authorization"))
+        .form(&[("client_id", "devs"), ("scope", "openid groups")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (phone, sign_in) = fresh_page(format!(
+        "{issuer}/device?user_code={}",
+        device["user_code"].as_str().unwrap()
+    ))
+    .await;
+    let r = password_sign_in(
+        &phone,
+        &issuer,
+        &sign_in,
+        "directory",
+        "frank",
+        "frank-password",
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("You are not allowed to use this application."),
+        "{html}"
+    );
+    let polled: serde_json::Value = browser
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device["device_code"].as_str().unwrap()),
+            ("client_id", "devs"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(polled["error"], "access_denied", "{polled}");
 
     // erin moved out of dev: the devs client's refresh fails; the demo client's still works,
     // without the group.

@@ -43,6 +43,11 @@ pub async fn exchange(
         .user(&sub)
         .await?
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
+    if !client.admits(&user) {
+        return Err(OAuthError::AccessDenied(
+            "the user is not allowed to use this client (its allowed groups)".into(),
+        ));
+    }
     Issuance {
         client,
         user: Some(&user),
