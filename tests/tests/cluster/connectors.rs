@@ -432,10 +432,15 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         node_upstream(upstream_port, &redirect, &keys, false);
     std::fs::write(
         folder.join("connector.yaml"),
+        // With userinfo read too (its claims under the ID token's, about the same sub).
         example_connector(
             "upstream-oidc",
             "https://login.corp.example",
             &upstream_issuer,
+        )
+        .replace(
+            "clientId: kube-oidc\n",
+            "clientId: kube-oidc\n    userinfo: true\n",
         ),
     )
     .unwrap();
@@ -782,6 +787,31 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     let (browser, sign_in) = fresh_page(authorize("demo")).await;
     crate::pages::screenshot(&shots, "connectors-1-sign-in", &sign_in);
     assert!(sign_in.contains("Sign in with Partner"), "{sign_in}");
+    // The request's connector: an OpenID provider goes straight there, a directory is chosen
+    // in the form.
+    let r = crate::provider::http()
+        .get(format!("{}&connector=partner", authorize("demo")))
+        .send()
+        .await
+        .unwrap();
+    let to = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    assert!(
+        to.as_deref()
+            .is_some_and(|l| l.starts_with(&format!("{issuer}/connector/partner?request="))),
+        "{to:?}"
+    );
+    let (_, chosen) = fresh_page(format!(
+        "{}&connector=directory-starttls",
+        authorize("demo")
+    ))
+    .await;
+    assert!(
+        chosen.contains("<option value=\"directory-starttls\" selected>"),
+        "{chosen}"
+    );
     for offered in [
         "<option value=\"\">Local account</option>",
         "<option value=\"directory\">Corp directory</option>",
