@@ -444,6 +444,11 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         ),
     )
     .unwrap();
+    assert!(
+        std::fs::read_to_string(folder.join("connector.yaml"))
+            .unwrap()
+            .contains("    userinfo: true\n")
+    );
     std::fs::write(
         folder.join("more.yaml"),
         "apiVersion: v1\nkind: Secret\nmetadata: {name: corp-oidc, namespace: kube-oidc}\nstringData: {client-secret: upstream-secret}\n---\napiVersion: kubeoidc.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: restricted, namespace: default}\nspec:\n  clientId: restricted\n  type: public\n  redirectUris: [\"http://127.0.0.1:8000/callback\"]\n  scopes: [openid, email, groups]\n  allowedGroups: [\"corp:finance\"]\n",
