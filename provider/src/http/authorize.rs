@@ -12,7 +12,7 @@ use super::{
     pages,
     respond::{
         Redirect, answer, answer_error, bad_request_page, error_page, expired_request, page,
-        unavailable_page,
+        redirect, unavailable_page,
     },
 };
 use crate::{
@@ -125,8 +125,7 @@ pub fn respond(view: &View, next: Next, how: Redirect) -> Response {
                 // Straight to the only (or the chosen) upstream, this browser bound to the
                 // sign-in as the page would have bound it.
                 let to = format!("{}/connector/{name}?request={}", view.issuer, started.id);
-                let mut res =
-                    axum::response::IntoResponse::into_response(axum::response::Redirect::to(&to));
+                let mut res = redirect(&to, how);
                 res.headers_mut().append(
                     header::SET_COOKIE,
                     set_cookie(view, BINDING_COOKIE, &started.binding_cookie, PENDING_TTL),

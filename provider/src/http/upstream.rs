@@ -13,7 +13,7 @@ use super::{
     Shared,
     authorize::respond,
     extract::{BINDING_COOKIE, SESSION_COOKIE, cookie, set_cookie},
-    respond::{Redirect, bad_request_page, expired_request, unavailable_page},
+    respond::{Redirect, bad_request_page, expired_request, redirect, unavailable_page},
 };
 use crate::{
     protocol::{
@@ -71,7 +71,7 @@ pub async fn start(
         )
         .await
     {
-        Ok(url) => Ok(axum::response::Redirect::to(&url).into_response_see_other()),
+        Ok(url) => Ok(redirect(&url, Redirect::SeeOther)),
         Err(UpstreamError::Store(e)) => Err(e),
         Err(e) => {
             tracing::warn!(connector = name, error = %e, "upstream sign-in not started");
@@ -111,19 +111,6 @@ pub async fn straight(
     }
     .await;
     result.unwrap_or_else(|e| unavailable_page(&e))
-}
-
-trait SeeOther {
-    fn into_response_see_other(self) -> Response;
-}
-
-impl SeeOther for axum::response::Redirect {
-    fn into_response_see_other(self) -> Response {
-        use axum::response::IntoResponse;
-        let mut r = self.into_response();
-        *r.status_mut() = axum::http::StatusCode::SEE_OTHER;
-        r
-    }
 }
 
 /// `/callback/{connector}`: the upstream's answer, for the browser that started the sign-in.
