@@ -15,8 +15,8 @@ use crate::{
     users::User,
 };
 
-/// The longest a refresh waits for the upstream.
-const REFRESH_BOUND: Duration = Duration::from_secs(10);
+/// The longest a refresh or a directory sign-in waits for the upstream.
+const UPSTREAM_BOUND: Duration = Duration::from_secs(10);
 
 /// A person signed in through an identity connector, as the store keeps them.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -36,6 +36,16 @@ pub struct UpstreamIdentity {
     /// Until when it is kept (seconds since the epoch): a shorter sign-in never shortens it.
     #[serde(default)]
     pub kept_until: u64,
+}
+
+/// `asking` an upstream (a refresh, a directory sign-in), within [`UPSTREAM_BOUND`] however
+/// many round trips it takes.
+pub(crate) async fn bounded<T>(
+    asking: impl std::future::Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    tokio::time::timeout(UPSTREAM_BOUND, asking)
+        .await
+        .unwrap_or_else(|_| Err(UpstreamError::Unreachable("no answer in time".into())))
 }
 
 /// The sealing owner of an identity's upstream refresh token: a sealed token copied to another
@@ -111,14 +121,15 @@ impl Context<'_> {
                 identity.connector
             )));
         };
-        // What the upstream is asked with: an OpenID provider, the refresh token it gave.
-        let token = match up.as_ref() {
-            Upstream::Ldap(_) => None,
-            Upstream::Oidc(_) => {
+        let asked = match up.as_ref() {
+            Upstream::Ldap(directory) => {
+                bounded(async { directory.lookup(&identity).await.map(|i| (i, None)) }).await
+            }
+            Upstream::Oidc(oidc) => {
+                // Asked with the refresh token it gave, if it gave one.
                 let (Some(sealed), Some(key)) =
                     (&identity.sealed_refresh, self.view.sealing.as_deref())
                 else {
-                    // The upstream gave no refresh token: it cannot be asked again.
                     return Ok(());
                 };
                 let Some(token) = key.open(&sealing_owner(sub), sealed) else {
@@ -127,28 +138,17 @@ impl Context<'_> {
                         .forget(sub, "the upstream sign-in cannot be renewed")
                         .await);
                 };
-                Some(token)
-            }
-        };
-        // Bounded as a whole, however many round trips the upstream needs.
-        let asked = tokio::time::timeout(REFRESH_BOUND, async {
-            match (up.as_ref(), token) {
-                (Upstream::Oidc(oidc), Some(token)) => {
+                bounded(async {
                     let (claims, token) = oidc
                         .refresh(&token, identity.upstream_claims.clone())
                         .await?;
                     upstream::identity(&identity.connector, &oidc.spec, &oidc.settings, &claims)
                         .map(|i| (i, Some(token)))
                         .map_err(|e| UpstreamError::Refused(e.to_string()))
-                }
-                (Upstream::Ldap(directory), _) => {
-                    directory.lookup(&identity).await.map(|i| (i, None))
-                }
-                (Upstream::Oidc(_), None) => Ok((identity.clone(), None)),
+                })
+                .await
             }
-        })
-        .await
-        .unwrap_or_else(|_| Err(UpstreamError::Unreachable("no answer in time".into())));
+        };
         let (mut fresh, token) = match asked {
             Ok(ok) => ok,
             Err(UpstreamError::Refused(why)) => {

@@ -9,8 +9,6 @@ use crate::{
 };
 
 const THROTTLE_WINDOW: Duration = Duration::from_secs(900);
-/// The longest a directory sign-in waits for the directory.
-const DIRECTORY_BOUND: Duration = Duration::from_secs(10);
 const MAX_FAILURES_PER_USER: u64 = 5;
 const MAX_FAILURES_PER_IP: u64 = 20;
 
@@ -150,10 +148,7 @@ pub async fn sign_in_directory(
         return Ok(SignIn::Throttled);
     }
     // Bounded as a whole (connection, searches, binds).
-    let answer = tokio::time::timeout(DIRECTORY_BOUND, directory.sign_in(username, password))
-        .await
-        .unwrap_or_else(|_| Err(UpstreamError::Unreachable("no answer in time".into())));
-    match answer {
+    match crate::identity::bounded(directory.sign_in(username, password)).await {
         Ok(None) => Ok(SignIn::Refused),
         Ok(Some(mut identity)) => {
             store.delete(Key::UserFailures(&user)).await?;
