@@ -124,6 +124,18 @@ const FRESH_FOR: Duration = Duration::from_secs(300);
 const REFETCH_AFTER: Duration = Duration::from_secs(1);
 /// The largest document read from a client (JWK Set, request object).
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// A response's body, refused once it is larger than `max` bytes (read no further).
+pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        body.extend_from_slice(&chunk);
+        if body.len() > max {
+            return Err(format!("larger than {max} bytes"));
+        }
+    }
+    Ok(body)
+}
+
 /// The most URIs cached: beyond it the cache starts over.
 const MAX_CACHED: usize = 10_000;
 
@@ -200,7 +212,7 @@ impl RemoteKeys {
     pub async fn get(&self, field: &str, uri: &str, accept: &str) -> Result<Vec<u8>, String> {
         super::registration::check_url(field, uri, self.allow_private).await?;
         let http = self.http.as_ref().ok_or("no HTTP client")?;
-        let mut response = http
+        let response = http
             .get(uri)
             .header(reqwest::header::ACCEPT, accept)
             .send()
@@ -209,14 +221,7 @@ impl RemoteKeys {
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("larger than {MAX_DOCUMENT_BYTES} bytes"));
-            }
-        }
-        Ok(body)
+        read_capped(response, MAX_DOCUMENT_BYTES).await
     }
 
     async fn fetch(&self, uri: &str) -> Result<KeySet, String> {

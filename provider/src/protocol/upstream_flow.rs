@@ -16,13 +16,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    Context, client_assertion::RemoteKeys, interaction::PENDING_TTL, params::random_token,
+    Context,
+    client_assertion::{RemoteKeys, read_capped},
+    interaction::PENDING_TTL,
+    params::random_token,
 };
 use crate::store::{Key, StoreError};
 use crds::connector::OidcConnector;
 
 /// How long an upstream's discovery document is used before it is read again.
 const METADATA_FRESH_FOR: Duration = Duration::from_secs(300);
+/// The largest answer read from an upstream (discovery, token, userinfo).
+const MAX_UPSTREAM_BYTES: usize = 256 * 1024;
 /// The longest an upstream request may take.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -293,9 +298,9 @@ impl OidcUpstream {
                 "token endpoint: {status}"
             )));
         }
-        let body: Value = response
-            .json()
+        let body: Value = read_capped(response, MAX_UPSTREAM_BYTES)
             .await
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
             .map_err(|e| UpstreamError::Invalid(format!("token response: {e}")))?;
         if !status.is_success() {
             return Err(UpstreamError::Refused(
@@ -312,14 +317,15 @@ impl OidcUpstream {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<T, UpstreamError> {
-        request
+        let response = request
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
-            .json()
+            .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+        let body = read_capped(response, MAX_UPSTREAM_BYTES)
             .await
-            .map_err(|e| UpstreamError::Invalid(format!("{what}: {e}")))
+            .map_err(|e| UpstreamError::Invalid(format!("{what}: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| UpstreamError::Invalid(format!("{what}: {e}")))
     }
 
     /// Userinfo's claims under those of the ID token, when the connector reads userinfo.
