@@ -493,15 +493,7 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
 
     // A device (RFC 8628) signs carol in through the upstream too: the device page goes
     // straight there, and back to our consent page for the device.
-    let device: serde_json::Value = browser
-        .post(format!("{issuer}/device_authorization"))
-        .form(&[("client_id", "demo"), ("scope", "openid groups")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let device = device_authorization(&browser, &issuer, "demo").await;
     let phone = crate::provider::http();
     let r = phone
         .get(format!(
@@ -536,19 +528,7 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
         .await
         .unwrap();
     assert!(done.contains("Device signed in"), "{done}");
-    let device_tokens: serde_json::Value = browser
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", device["device_code"].as_str().unwrap()),
-            ("client_id", "demo"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let device_tokens = device_token(&browser, &issuer, "demo", &device).await;
     let on_device = crate::provider::verify(
         &issuer,
         device_tokens["id_token"]
@@ -654,6 +634,43 @@ async fn standalone_sign_in_through_an_upstream_oidc_provider() {
     let claims =
         crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
     assert_eq!(claims["sub"], scoped_subject("corp", "carol").as_str());
+}
+
+/// A device's authorization request (RFC 8628) for public client `client`.
+async fn device_authorization(
+    c: &reqwest::Client,
+    issuer: &str,
+    client: &str,
+) -> serde_json::Value {
+    c.post(format!("{issuer}/device_authorization"))
+        .form(&[("client_id", client), ("scope", "openid groups")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The device's token request for `device` (what [`device_authorization`] answered).
+async fn device_token(
+    c: &reqwest::Client,
+    issuer: &str,
+    client: &str,
+    device: &serde_json::Value,
+) -> serde_json::Value {
+    c.post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device["device_code"].as_str().unwrap()),
+            ("client_id", client),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// A new browser, and the page it gets at `url`.
@@ -933,15 +950,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     assert!(denied.contains("error=access_denied"), "{denied}");
     // ... and on a device: a page says so (no consent page), and the device hears
     // access_denied.
-    let device: serde_json::Value = browser
-        .post(format!("{issuer}/device_authorization"))
-        .form(&[("client_id", "devs"), ("scope", "openid groups")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let device = device_authorization(&browser, &issuer, "devs").await;
     let (phone, sign_in) = fresh_page(format!(
         "{issuer}/device?user_code={}",
         device["user_code"].as_str().unwrap()
@@ -962,19 +971,7 @@ async fn standalone_sign_in_with_an_ldap_directory() {
         html.contains("You are not allowed to use this application."),
         "{html}"
     );
-    let polled: serde_json::Value = browser
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", device["device_code"].as_str().unwrap()),
-            ("client_id", "devs"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let polled = device_token(&browser, &issuer, "devs", &device).await;
     assert_eq!(polled["error"], "access_denied", "{polled}");
 
     // erin moved out of dev: the devs client's refresh fails; the demo client's still works,
