@@ -673,6 +673,35 @@ async fn device_token(
         .unwrap()
 }
 
+/// erin (of the test directory, group dev) signs in to `client` with the password form of
+/// `page` through directory connector `connector`: her ID token carries `ldap:dev` and the
+/// subject of her `entryUUID` under that connector. Her tokens and ID token claims.
+async fn erin_signs_in(
+    directory: &kube_oidc_tests::ldap::Directory,
+    browser: &reqwest::Client,
+    issuer: &str,
+    page: &str,
+    client: &str,
+    connector: &str,
+    verifier: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let r = password_sign_in(browser, issuer, page, connector, "erin", "erin-password").await;
+    let back = through_consent(browser, issuer, r, "").await;
+    let tokens = redeem(browser, issuer, client, &back, verifier).await;
+    let claims =
+        crate::provider::verify(issuer, tokens["id_token"].as_str().unwrap(), client).await;
+    assert_eq!(
+        claims["groups"],
+        serde_json::json!(["ldap:dev"]),
+        "{claims}"
+    );
+    assert_eq!(
+        claims["sub"],
+        scoped_subject(connector, &directory.entry_uuid("erin")).as_str()
+    );
+    (tokens, claims)
+}
+
 /// A new browser, and the page it gets at `url`.
 async fn fresh_page(url: String) -> (reqwest::Client, String) {
     let browser = crate::provider::http();
@@ -887,20 +916,10 @@ async fn standalone_sign_in_with_an_ldap_directory() {
     let mut erin_tokens = Vec::new();
     for name in ["directory", "directory-starttls"] {
         let (browser, sign_in) = fresh_page(authorize("demo")).await;
-        let r = password_sign_in(&browser, &issuer, &sign_in, name, "erin", "erin-password").await;
-        let back = through_consent(&browser, &issuer, r, "").await;
-        let tokens = redeem(&browser, &issuer, "demo", &back, &verifier).await;
-        let claims =
-            crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "demo").await;
-        assert_eq!(
-            claims["groups"],
-            serde_json::json!(["ldap:dev"]),
-            "{claims}"
-        );
-        assert_eq!(
-            claims["sub"],
-            scoped_subject(name, &directory.entry_uuid("erin")).as_str()
-        );
+        let (tokens, claims) = erin_signs_in(
+            &directory, &browser, &issuer, &sign_in, "demo", name, &verifier,
+        )
+        .await;
         subjects.push(claims["sub"].as_str().unwrap().to_string());
         erin_tokens.push(tokens);
     }
@@ -1136,28 +1155,16 @@ async fn in_a_cluster_an_ldap_connector_is_checked_and_served_without_a_restart(
     )
     .await;
     assert!(page.contains("Corp directory"), "{page}");
-    let r = password_sign_in(
+    erin_signs_in(
+        &directory,
         &browser,
         &issuer,
         &page,
+        "app",
         "directory",
-        "erin",
-        "erin-password",
+        &verifier,
     )
     .await;
-    let back = through_consent(&browser, &issuer, r, "").await;
-    let tokens = redeem(&browser, &issuer, "app", &back, &verifier).await;
-    let claims =
-        crate::provider::verify(&issuer, tokens["id_token"].as_str().unwrap(), "app").await;
-    assert_eq!(
-        claims["groups"],
-        serde_json::json!(["ldap:dev"]),
-        "{claims}"
-    );
-    assert_eq!(
-        claims["sub"],
-        scoped_subject("directory", &directory.entry_uuid("erin")).as_str()
-    );
     let writes = cp.api_writes_by(p.kube_user.as_deref().unwrap());
     assert!(
         writes.is_empty(),
